@@ -1,0 +1,47 @@
+# The project's commands (see README.md). Every target that runs code creates .venv/ first
+# from the pinned lock, so a fresh clone needs only python3.11 and make.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATE ?= 2026-11-01
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: venv test lint demo dags-test airflow docs clean lock
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python -m lakehouse.demo --date $(DATE)
+
+dags-test: venv
+	$(BIN)/python -m lakehouse.dags_test --date $(DATE)
+
+airflow: venv
+	$(BIN)/python -m lakehouse.standalone
+
+docs: venv
+	$(BIN)/lakehouse docs --serve
+
+lock:
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
+
+clean:
+	rm -rf $(VENV) .airflow dbt_project/target dbt_project/logs

@@ -1,0 +1,102 @@
+"""Project-wide settings and the data layout of CONTRACTS.md.
+
+Every path a job reads or writes is built here, from validated inputs only, so nothing
+derived from a DAG Param or a CLI argument can point outside ``LAKEHOUSE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_APP_TIMEZONE = "Europe/Moscow"
+DEFAULT_S3_PREFIX = "gold"
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A setting or an input value is invalid; the message names it."""
+
+
+def parse_day(value: str | dt.date, *, what: str = "date") -> dt.date:
+    """Return ``value`` as a date, accepting only ``YYYY-MM-DD`` strings or dates."""
+    if isinstance(value, dt.datetime):
+        raise ConfigError(f"{what} must be a calendar date (YYYY-MM-DD), got a datetime {value!r}")
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise ConfigError(f"{what} must look like YYYY-MM-DD, got {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {value!r} is not a real calendar date: {exc}") from None
+
+
+def check_name(value: str, *, what: str) -> str:
+    """Validate an identifier used in a path (resource, table, mart): lowercase, digits, underscore."""
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ConfigError(f"{what} must match [a-z][a-z0-9_]*, got {value!r}")
+    return value
+
+
+def app_timezone() -> ZoneInfo:
+    """The application's time zone (AppMetrica ``*_datetime`` values are in it)."""
+    name = os.environ.get("LAKEHOUSE_APP_TIMEZONE", DEFAULT_APP_TIMEZONE)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"LAKEHOUSE_APP_TIMEZONE={name!r} is not a known IANA time zone") from None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folder layout under ``LAKEHOUSE_DATA_DIR`` (see CONTRACTS.md, "Data layout")."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Layout:
+        raw = os.environ.get("LAKEHOUSE_DATA_DIR")
+        root = Path(raw) if raw else REPO_ROOT / "data"
+        return cls(root.expanduser().resolve())
+
+    def _partition(self, *parts: str, day: dt.date) -> Path:
+        return self.root.joinpath(*parts, f"date={day.isoformat()}")
+
+    def bronze(self, resource: str, day: dt.date, source: str = "appmetrica") -> Path:
+        return self._partition(
+            "bronze", check_name(source, what="source"), check_name(resource, what="resource"), day=day
+        )
+
+    def silver(self, table: str, day: dt.date) -> Path:
+        return self._partition("silver", check_name(table, what="silver table"), day=day)
+
+    def silver_table(self, table: str) -> Path:
+        return self.root / "silver" / check_name(table, what="silver table")
+
+    def quarantine(self, resource: str, day: dt.date) -> Path:
+        return self._partition("quarantine", check_name(resource, what="resource"), day=day)
+
+    @property
+    def gold(self) -> Path:
+        return self.root / "gold"
+
+    @property
+    def warehouse(self) -> Path:
+        """Where the dbt-duckdb database file lives (not under gold/: gold holds only Parquet)."""
+        return self.root / "warehouse"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"

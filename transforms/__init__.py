@@ -1,0 +1,1 @@
+"""Transforms: bronze -> silver (pandas/pyarrow), silver -> gold (dbt), gold -> publish."""
