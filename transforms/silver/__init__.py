@@ -1,0 +1,8 @@
+"""Bronze -> silver: the seven silver tables of CONTRACTS.md, typed, deduplicated, traceable.
+
+Public entry point: :func:`build_silver`.
+"""
+
+from transforms.silver.job import SilverError, build_silver
+
+__all__ = ["SilverError", "build_silver"]

@@ -1,0 +1,69 @@
+"""Write bronze partitions by hand, byte for byte, so silver sees exactly the quirks under test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest.appmetrica.resources import RESOURCES
+from lakehouse.settings import Layout
+
+DAY = dt.date(2026, 11, 1)
+
+
+def row(resource: str, **values: str) -> dict[str, str]:
+    """A row of ``resource`` with every field blank except ``values``."""
+    fields = RESOURCES[resource].fields
+    unknown = set(values) - set(fields)
+    assert not unknown, unknown
+    return {f: values.get(f, "") for f in fields}
+
+
+def csv_bytes(fields: list[str], rows: list[list[str]], bom: bool = False) -> bytes:
+    def cell(v: str) -> str:
+        if any(c in v for c in ',"\n\r'):
+            return '"' + v.replace('"', '""') + '"'
+        return v
+
+    text = "\n".join(",".join(cell(v) for v in r) for r in [fields, *rows]) + "\n"
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "data")
+
+
+@pytest.fixture
+def write_bronze(layout: Layout) -> Callable[..., Path]:
+    """write_bronze(resource, body_bytes_or_rows, day=DAY, gz=True): one bronze partition with a manifest."""
+
+    def _write(resource: str, body: bytes | list[dict[str, str]], day: dt.date = DAY, gz: bool = True) -> Path:
+        if isinstance(body, list):
+            fields = list(RESOURCES[resource].fields)
+            body = csv_bytes(fields, [[r[f] for f in fields] for r in body])
+        folder = layout.bronze(resource, day)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{resource}.part-00000-of-00001.csv" + (".gz" if gz else "")
+        (folder / name).write_bytes(gzip.compress(body, mtime=0) if gz else body)
+        manifest = {"resource": resource, "date": day.isoformat(), "parts": [{"file": name}]}
+        (folder / "_manifest.json").write_text(json.dumps(manifest))
+        return folder / name
+
+    return _write
+
+
+@pytest.fixture
+def empty_bronze(write_bronze: Callable[..., Path]) -> Callable[..., None]:
+    """Give every resource an export with a header and no rows (tests then overwrite the ones they need)."""
+
+    def _fill(day: dt.date = DAY) -> None:
+        for name in ("events", "sessions_starts", "installations", "profiles_v2"):
+            write_bronze(name, [], day=day)
+
+    return _fill

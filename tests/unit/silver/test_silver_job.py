@@ -1,0 +1,232 @@
+"""Bronze -> silver on hand-made exports with the quirks real exports have."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import DAY, csv_bytes, row
+
+from ingest.appmetrica.resources import RESOURCES
+from lakehouse.fsutil import sha256_file
+from transforms.silver import SilverError, build_silver
+from transforms.silver.schemas import SILVER_TABLES
+from transforms.silver.writer import WriterLimits
+
+BIG_ID = "18446744073709551000"  # above 2**63: must survive as UInt64
+TRICKY_JSON = json.dumps(
+    {"screen": {"name": 'Главная, "home"\nsecond line', "params": {"tab": 2}}, "price": 9.5, "ok": True,
+     "tags": ["a", "b"], "none": None, "empty": {}},
+    ensure_ascii=False,
+)  # fmt: skip
+
+
+def event(**kw: str) -> dict[str, str]:
+    base = {
+        "event_name": "app_open",
+        "event_datetime": "2026-11-01 01:30:00",  # 2026-10-31 22:30 UTC: the local date is what counts
+        "event_timestamp": "1762036200",
+        "session_id": "10000000001",
+        "installation_id": "a" * 32,
+        "appmetrica_device_id": BIG_ID,
+        "os_name": "android",
+        "city": "Москва",
+        "country_iso_code": "RU",
+        "application_id": "1234567",
+    }
+    return row("events", **(base | kw))
+
+
+def read(layout, table: str, day: dt.date = DAY) -> pa.Table:
+    files = sorted(layout.silver(table, day).glob("*.parquet"))
+    assert files, f"no files for {table}"
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def test_tricky_csv_is_typed_deduplicated_and_traceable(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    rows = [
+        event(event_json=TRICKY_JSON),
+        event(event_json=TRICKY_JSON),  # exact duplicate of the row above: one event
+        event(event_name="purchase", event_datetime="2026-11-01 23:59:59", event_timestamp="1762030799",
+              profile_id="", mcc="", app_build_number="120"),
+    ]  # fmt: skip
+    fields = list(RESOURCES["events"].fields)
+    write_bronze("events", csv_bytes(fields, [[r[f] for f in fields] for r in rows], bom=True))
+
+    summary = build_silver(DAY, layout)
+
+    events = read(layout, "events_part")
+    assert events.num_rows == 2
+    assert summary["resources"]["events"]["duplicates"] == 1
+    assert events.schema.field("appmetrica_device_id").type == pa.uint64()
+    assert events.column("appmetrica_device_id").to_pylist() == [int(BIG_ID)] * 2
+    assert events.column("event_date").to_pylist() == [DAY, DAY]
+    assert events.column("event_json").to_pylist()[0] == TRICKY_JSON  # embedded newline and quotes intact
+    assert events.column("city").to_pylist() == ["Москва", "Москва"]
+    purchase = events.filter(pa.compute.equal(events.column("event_name"), "purchase")).to_pylist()[0]
+    assert purchase["profile_id"] is None and purchase["mcc"] is None  # empty fields are nulls
+    assert purchase["app_build_number"] == 120
+    # Row numbers count records, not lines: the first row spans two lines, the purchase is record 3.
+    assert purchase["bronze_row"] == 3
+    assert purchase["bronze_file"] == "bronze/appmetrica/events/date=2026-11-01/events.part-00000-of-00001.csv.gz"
+    assert len(set(events.column("event_id").to_pylist())) == 2
+
+
+def test_event_properties_are_flattened_to_dotted_paths(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("events", [event(event_json=TRICKY_JSON), event(event_name="no_payload", event_json="")])
+    build_silver(DAY, layout)
+    rows = read(layout, "tmp_event_properties").to_pylist()
+    props = {r["property_path"]: (r["value_text"], r["value_type"]) for r in rows}
+    assert props == {
+        "screen.name": ('Главная, "home"\nsecond line', "string"),
+        "screen.params.tab": ("2", "integer"),
+        "price": ("9.5", "number"),
+        "ok": ("true", "boolean"),
+        "tags": ('["a","b"]', "array"),
+        "none": (None, "null"),
+        "empty": ("{}", "object"),
+    }
+
+
+def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    fields = list(RESOURCES["events"].fields)
+    good = event()
+    lines = [
+        good,
+        event(event_json="{not json"),
+        event(event_datetime="2026-02-30 10:00:00"),  # impossible date
+        event(appmetrica_device_id=""),
+        event(appmetrica_device_id="12ab"),
+        event(appmetrica_device_id="18446744073709551616"),  # one past UInt64 max
+        event(event_name="later_good", session_id="7"),
+    ]
+    body = csv_bytes(fields, [[r[f] for f in fields] for r in lines])
+    body += b"too,few,fields\n"
+    body += csv_bytes(fields, [[r[f] for f in fields] for r in [event(city="bad")]]).split(b"\n", 1)[1].replace(
+        b"bad", b"\xff\xfe"
+    )
+    write_bronze("events", body)
+
+    summary = build_silver(DAY, layout)
+
+    events = read(layout, "events_part")
+    assert sorted(events.column("event_name").to_pylist()) == ["app_open", "later_good"]
+    q = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet"))).to_pylist()
+    got = {(r["bronze_row"], r["reason"]) for r in q}
+    assert got == {
+        (2, "invalid_json"),
+        (3, "invalid_datetime"),
+        (4, "missing_required_field"),
+        (5, "invalid_integer"),
+        (6, "invalid_integer"),
+        (8, "wrong_field_count"),
+        (9, "invalid_utf8"),
+    }
+    by_row = {r["bronze_row"]: r for r in q}
+    assert "event_datetime=2026-02-30 10:00:00" in by_row[3]["detail"]
+    assert "appmetrica_device_id" in by_row[4]["detail"]
+    assert by_row[8]["raw"] == "too,few,fields"
+    assert "{not json" in by_row[2]["raw"]
+    assert summary["resources"]["events"]["quarantined"] == 7
+    assert summary["quarantined"]["events"] == 7
+
+
+def test_same_bronze_gives_byte_identical_silver(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("events", [event(event_json=TRICKY_JSON, session_id=str(i)) for i in range(50)])
+    build_silver(DAY, layout)
+    first = {p.relative_to(layout.root): sha256_file(p) for p in (layout.root / "silver").rglob("*.parquet")}
+    build_silver(DAY, layout)
+    second = {p.relative_to(layout.root): sha256_file(p) for p in (layout.root / "silver").rglob("*.parquet")}
+    assert first == second and len(first) == len(SILVER_TABLES)
+
+
+def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze(
+        "events",
+        [
+            event(event_datetime="2026-11-01 08:00:00", os_version="13", app_version_name="1.0"),
+            event(event_datetime="2026-11-01 09:00:00", os_version="14", app_version_name="1.1", city="Казань"),
+            event(event_datetime="2026-11-01 10:00:00", session_id="20000000002", connection_type="cell"),
+        ],
+    )
+    write_bronze(
+        "sessions_starts",
+        [row("sessions_starts", session_start_datetime="2026-11-01 07:59:58", session_id="10000000001",
+             installation_id="a" * 32, appmetrica_device_id=BIG_ID, app_version_name="1.0",
+             connection_type="wifi", city="Москва", country_iso_code="RU")],
+    )  # fmt: skip
+    build_silver(DAY, layout)
+
+    devices = read(layout, "mobile_devices").to_pylist()
+    assert len(devices) == 1
+    assert devices[0]["os_version"] == "14"  # latest known value of the day
+    assert devices[0]["first_seen_at"] == dt.datetime(2026, 11, 1, 7, 59, 58)
+    assert devices[0]["observations"] == 4
+
+    tech = {r["session_id"]: r for r in read(layout, "technical_data").to_pylist()}
+    assert tech[10000000001]["source"] == "sessions_starts"
+    assert tech[10000000001]["session_started_at"] == dt.datetime(2026, 11, 1, 7, 59, 58)
+    assert tech[10000000001]["connection_type"] == "wifi"
+    assert tech[20000000002]["source"] == "events" and tech[20000000002]["connection_type"] == "cell"
+
+    locations = {(r["city"], r["observations"]) for r in read(layout, "user_locations").to_pylist()}
+    assert locations == {("Москва", 3), ("Казань", 1)}
+
+
+def test_profiles_keep_one_row_per_profile_and_flatten_custom_attributes(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    attrs = json.dumps({"plan": "pro", "level": 7, "prefs": {"dark": True}})
+    write_bronze(
+        "profiles_v2",
+        [
+            row("profiles_v2", profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="3",
+                custom_attributes=json.dumps({"plan": "free"})),
+            row("profiles_v2", profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="4",
+                appmetrica_notifications_enabled="true", custom_attributes=attrs),
+        ],
+    )  # fmt: skip
+    build_silver(DAY, layout)
+    perm = read(layout, "permanent_user_properties").to_pylist()
+    assert [(p["profile_id"], p["sessions"], p["notifications_enabled"]) for p in perm] == [("u1", 4, True)]
+    rows = read(layout, "tmp_user_properties").to_pylist()
+    tmp = {(r["attribute_name"], r["value_text"], r["value_type"]) for r in rows}
+    assert tmp == {("plan", "pro", "string"), ("level", "7", "integer"), ("prefs.dark", "true", "boolean")}
+
+
+def test_missing_column_fails_naming_it_and_keeps_previous_silver(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("events", [event()])
+    build_silver(DAY, layout)
+    before = sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet")))
+
+    fields = [f for f in RESOURCES["events"].fields if f != "event_name"]
+    write_bronze("events", csv_bytes(fields, [["x"] * len(fields)]))
+    with pytest.raises(SilverError, match=r"events lacks required column.*event_name"):
+        build_silver(DAY, layout)
+    assert sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet"))) == before
+    leftovers = [p for p in (layout.root / "silver").rglob("*") if p.name.startswith(".tmp-")]
+    assert leftovers == []
+
+
+def test_missing_bronze_names_the_manifest(layout):
+    with pytest.raises(SilverError, match=r"no bronze export for events on 2026-11-01: .*_manifest.json"):
+        build_silver(DAY, layout)
+
+
+def test_file_and_row_group_limits(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("events", [event(session_id=str(i)) for i in range(25)])
+    build_silver(DAY, layout, WriterLimits(max_rows_per_file=10, max_bytes_per_file=1 << 30, row_group_rows=4))
+    files = sorted(layout.silver("events_part", DAY).glob("*.parquet"))
+    metas = [pq.read_metadata(f) for f in files]
+    # Files close on row-group boundaries: 8 + 8 > 10 opens a new file, the last 1 row fits beside 8.
+    assert [m.num_rows for m in metas] == [8, 8, 9]
+    assert all(m.row_group(i).num_rows <= 4 for m in metas for i in range(m.num_row_groups))

@@ -1,0 +1,119 @@
+"""Vectorised typing of bronze text columns, with a reason for every value that does not fit.
+
+A column is converted with pyarrow compute in one pass; rows whose value cannot be converted
+get a quarantine reason naming the column instead of failing the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_INT_RE = r"^-?[0-9]{1,19}$"
+_UINT_RE = r"^[0-9]{1,20}$"
+_TRUE = ("true", "1")
+_FALSE = ("false", "0")
+_FORMATS = {pa.timestamp("s"): "%Y-%m-%d %H:%M:%S", pa.date32(): "%Y-%m-%d"}
+
+
+@dataclass
+class CastResult:
+    """Typed columns for every input row, and per row the first problem found (null = good)."""
+
+    columns: dict[str, pa.Array]
+    reason: pa.Array  # string, null where the row is good
+    detail: pa.Array  # string, null where the row is good
+
+
+def blank_to_null(arr: pa.Array) -> pa.Array:
+    """Empty strings are missing values in exports."""
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _cast_ints(arr: pa.Array, typ: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    pattern = _UINT_RE if pa.types.is_unsigned_integer(typ) else _INT_RE
+    ok = pc.fill_null(pc.match_substring_regex(arr, pattern), True)
+    candidates = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
+    try:
+        return pc.cast(candidates, typ), ok
+    except (pa.ArrowInvalid, OverflowError):
+        # Out of range for the type: find the offending values one by one (rare path).
+        values, oks = [], []
+        for v in candidates.to_pylist():
+            try:
+                values.append(None if v is None else pa.scalar(int(v), typ).as_py())
+                oks.append(True)
+            except (pa.ArrowInvalid, OverflowError, ValueError):
+                values.append(None)
+                oks.append(False)
+        mask = pc.and_(ok, pa.array(oks))
+        return pa.array(values, typ), mask
+
+
+def _cast_temporal(arr: pa.Array, typ: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    fmt = _FORMATS[typ]
+    parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+    # strptime normalises impossible dates (Feb 30 -> Mar 2): a value is valid only if it round-trips.
+    ok = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), arr), False)
+    ok = pc.or_(ok, pc.is_null(arr))
+    parsed = pc.if_else(ok, parsed, pa.scalar(None, parsed.type))
+    return (parsed if typ == pa.timestamp("s") else pc.cast(parsed, typ)), ok
+
+
+def _cast_bool(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    lowered = pc.utf8_lower(arr)
+    is_true = pc.is_in(lowered, pa.array(_TRUE))
+    is_false = pc.is_in(lowered, pa.array(_FALSE))
+    ok = pc.or_(pc.or_(is_true, is_false), pc.is_null(arr))
+    values = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
+    values = pc.if_else(pc.is_null(arr), pa.scalar(None, pa.bool_()), values)
+    return values, ok
+
+
+def cast_table(
+    raw: dict[str, pa.Array], types: dict[str, pa.DataType], required: tuple[str, ...]
+) -> CastResult:
+    """Type ``raw`` text columns (blank already null) by ``types``; text stays text.
+
+    The reason for a bad row is the first of: a required value missing, then a value that does
+    not parse as its column's type (in column order).
+    """
+    n = len(next(iter(raw.values()))) if raw else 0
+    reason = pa.nulls(n, pa.string())
+    detail = pa.nulls(n, pa.string())
+
+    def flag(bad: pa.Array, why: str, column: str) -> None:
+        nonlocal reason, detail
+        bad = pc.and_(pc.fill_null(bad, False), pc.is_null(reason))
+        if not pc.any(bad).as_py():
+            return
+        values = raw[column]
+        text = pc.binary_join_element_wise(pa.scalar(f"{column}="), pc.fill_null(values, "<empty>"), "")
+        reason = pc.if_else(bad, pa.scalar(why), reason)
+        detail = pc.if_else(bad, text, detail)
+
+    for column in required:
+        flag(pc.is_null(raw[column]), "missing_required_field", column)
+
+    columns: dict[str, pa.Array] = {}
+    for column, arr in raw.items():
+        typ = types.get(column, pa.string())
+        if typ == pa.string():
+            columns[column] = arr
+            continue
+        if pa.types.is_integer(typ):
+            values, ok = _cast_ints(arr, typ)
+            why = "invalid_integer"
+        elif typ in _FORMATS:
+            values, ok = _cast_temporal(arr, typ)
+            why = "invalid_datetime" if typ == pa.timestamp("s") else "invalid_date"
+        elif pa.types.is_boolean(typ):
+            values, ok = _cast_bool(arr)
+            why = "invalid_boolean"
+        else:  # pragma: no cover - schemas only use the types above
+            raise TypeError(f"no conversion for column {column} of type {typ}")
+        flag(pc.invert(ok), why, column)
+        columns[column] = values
+    return CastResult(columns, reason, detail)
