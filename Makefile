@@ -29,13 +29,13 @@ test: venv
 	$(BIN)/python -m pytest
 
 demo: venv
-	$(BIN)/python -m lakehouse.demo --date $(DATE)
+	$(BIN)/lakehouse demo --date $(DATE)
 
 dags-test: venv
-	$(BIN)/python -m lakehouse.dags_test --date $(DATE)
+	$(BIN)/lakehouse dags-test --date $(DATE)
 
 airflow: venv
-	$(BIN)/python -m lakehouse.standalone
+	$(BIN)/lakehouse airflow
 
 docs: venv
 	$(BIN)/lakehouse docs --serve

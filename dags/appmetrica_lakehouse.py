@@ -1,0 +1,72 @@
+"""
+### appmetrica_lakehouse
+
+Daily: AppMetrica Logs API -> **bronze** (raw exports) -> **silver** (seven typed Parquet tables,
+bad rows quarantined) -> **gold** (dbt-duckdb feature marts, tested) -> **publish** (S3 / MinIO, manifest last).
+
+* Scheduled runs fire at local midnight (`LAKEHOUSE_APP_TIMEZONE`) and process the day that just ended.
+* Trigger with the `date` Param (`YYYY-MM-DD`) to process any day.
+* Connections: `appmetrica_default` (http), `lakehouse_s3` (aws, optional: without it gold is published locally).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from lakehouse import pipeline
+from lakehouse.settings import app_timezone
+
+TZ = app_timezone().key
+RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": True,
+           "max_retry_delay": dt.timedelta(minutes=10)}  # fmt: skip
+
+
+@dag(
+    dag_id="appmetrica_lakehouse",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=TZ),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=app_timezone()),
+    catchup=False,
+    max_active_runs=1,
+    default_args=RETRIES,
+    params={"date": Param(None, type=["null", "string"], format="date", title="Day to process",
+                          description="YYYY-MM-DD, the app's local day; empty: the day of the run's data interval")},
+    tags=["appmetrica", "lakehouse", "dbt"],
+    doc_md=__doc__,
+)  # fmt: skip
+def appmetrica_lakehouse() -> None:
+    @task
+    def resolve_day(params: dict | None = None, data_interval_start: dt.datetime | None = None) -> str:
+        return pipeline.resolve_day((params or {}).get("date"), data_interval_start).isoformat()
+
+    @task(retries=4)
+    def extract(resource: str, day: str) -> dict:
+        return pipeline.extract(resource, day, pipeline.appmetrica_settings_from_airflow())
+
+    @task
+    def build_silver(day: str, extracted: list[dict]) -> dict:
+        return pipeline.silver(day)
+
+    @task
+    def build_gold(silver: dict) -> dict:
+        return pipeline.gold()
+
+    @task
+    def publish(day: str, gold: dict, run_id: str) -> dict:
+        return pipeline.publish(day, run_id)
+
+    @task
+    def report(day: str, extracted: list[dict], silver: dict, gold: dict, published: dict, run_id: str) -> dict:
+        return pipeline.write_report(day, run_id, {"extract": extracted, "silver": silver, "gold": gold,
+                                                   "publish": published})  # fmt: skip
+
+    day = resolve_day()
+    extracted = extract.partial(day=day).expand(resource=list(pipeline.RESOURCES))
+    silver = build_silver(day, extracted)
+    gold = build_gold(silver)
+    published = publish(day, gold, run_id="{{ run_id }}")
+    report(day, extracted, silver, gold, published, run_id="{{ run_id }}")
+
+
+appmetrica_lakehouse()

@@ -1,0 +1,83 @@
+"""``lakehouse``: the command line over the same steps and settings the DAG uses.
+
+Connections come from the same places as in Airflow: ``AIRFLOW_CONN_APPMETRICA_DEFAULT`` and
+``AIRFLOW_CONN_LAKEHOUSE_S3`` (JSON), data from ``LAKEHOUSE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from lakehouse.settings import ConfigError
+
+
+def _print(obj: object) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lakehouse`` command."""
+    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def dated(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--date", required=True, help="day to process, YYYY-MM-DD (the app's local day)")
+        return p
+
+    dated("run", "run every step for one day in this process (no Airflow)")
+    extract = dated("extract", "export one resource for one day into bronze")
+    extract.add_argument("--resource", required=True)
+    dated("silver", "build the day's silver tables from bronze")
+    sub.add_parser("gold", help="build and test the gold marts (dbt build)")
+    dated("publish", "publish gold to lakehouse_s3 (or locally)")
+    dated("dags-test", "one `airflow dags test appmetrica_lakehouse` run for a day")
+    dated("demo", "one full daily run through Airflow on the demo Logs API, then a summary")
+    sub.add_parser("airflow", help="Airflow standalone on http://localhost:8080 with this repo's DAGs")
+    docs = sub.add_parser("docs", help="generate dbt docs (and serve them with --serve)")
+    docs.add_argument("--serve", action="store_true")
+    docs.add_argument("--port", type=int, default=8081)
+    server = sub.add_parser("demo-server", help="run the demo AppMetrica Logs API server in the foreground")
+    server.add_argument("args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    from lakehouse import local_airflow, pipeline
+
+    try:
+        if args.command == "run":
+            _print(pipeline.run_day(args.date))
+        elif args.command == "extract":
+            _print(pipeline.extract(args.resource, args.date))
+        elif args.command == "silver":
+            _print(pipeline.silver(args.date))
+        elif args.command == "gold":
+            _print(pipeline.gold())
+        elif args.command == "publish":
+            _print(pipeline.publish(args.date, run_id="cli"))
+        elif args.command == "dags-test":
+            return local_airflow.dags_test(args.date)
+        elif args.command == "demo":
+            return local_airflow.demo(args.date)
+        elif args.command == "airflow":
+            return local_airflow.standalone()
+        elif args.command == "docs":
+            return local_airflow.docs(serve=args.serve, port=args.port)
+        elif args.command == "demo-server":
+            from ingest.appmetrica.demo.__main__ import main as server_main
+
+            return server_main(args.args)
+    except (ConfigError, ValueError) as exc:
+        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

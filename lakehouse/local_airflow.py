@@ -1,0 +1,159 @@
+"""Run the DAG through Airflow on this machine: ``make dags-test``, ``make demo`` and ``make airflow``.
+
+Airflow runs with SQLite metadata under ``AIRFLOW_HOME`` (default ``.airflow/``) and this repo's
+dags/ and plugins/. When ``AIRFLOW_CONN_APPMETRICA_DEFAULT`` is not set, a local demo Logs API
+server is started with generated data and a fresh random token, and the connection points at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lakehouse.pipeline import DAG_ID
+from lakehouse.settings import REPO_ROOT, Layout, parse_day
+
+log = logging.getLogger(__name__)
+BIN = Path(sys.executable).parent
+DEMO_APPLICATION_ID = "1234567"
+
+
+def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for Airflow commands: the caller's, plus this repo's defaults where unset."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow"))
+    env.setdefault("LAKEHOUSE_DATA_DIR", str(REPO_ROOT / "data"))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
+    env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    env.setdefault("PYTHONPATH", str(REPO_ROOT))
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def airflow(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False) -> int:
+    """Run the ``airflow`` CLI of this environment; secrets travel in ``env``, never in ``args``."""
+    cmd = [str(BIN / "airflow"), *args]
+    out = subprocess.DEVNULL if quiet else None
+    result = subprocess.run(cmd, env=env, check=False, stdout=out, stderr=out)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"`airflow {' '.join(args[:3])}` failed with exit status {result.returncode}")
+    return result.returncode
+
+
+@contextlib.contextmanager
+def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str]:
+    """Start the demo Logs API server unless ``AIRFLOW_CONN_APPMETRICA_DEFAULT`` is already set."""
+    if env.get("AIRFLOW_CONN_APPMETRICA_DEFAULT"):
+        yield "the appmetrica_default connection from the environment"
+        return
+    from ingest.appmetrica.demo.server import DemoLogsApiServer
+
+    token = secrets.token_urlsafe(24)
+    tz = env.get("LAKEHOUSE_APP_TIMEZONE", "Europe/Moscow")
+    with DemoLogsApiServer(token=token, application_id=DEMO_APPLICATION_ID, tz=tz, devices=devices) as server:
+        env["AIRFLOW_CONN_APPMETRICA_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "http",
+                "host": server.url,
+                "password": token,
+                "extra": {"application_id": DEMO_APPLICATION_ID, "poll_interval_seconds": 0.2,
+                          "poll_timeout_seconds": 120},
+            }
+        )  # fmt: skip
+        yield f"the local demo Logs API server at {server.url}"
+
+
+def dags_test(day: str, env: dict[str, str] | None = None) -> int:
+    """One ``airflow dags test appmetrica_lakehouse`` run for ``day``; 0 only when the run succeeded."""
+    day = parse_day(day).isoformat()
+    env = airflow_env(env)
+    with demo_api_if_needed(env) as source:
+        print(f"[lakehouse] {DAG_ID} for {day}: AppMetrica = {source}; AIRFLOW_HOME = {env['AIRFLOW_HOME']}")
+        airflow("db", "migrate", env=env, quiet=True)
+        report = Layout(Path(env["LAKEHOUSE_DATA_DIR"]).resolve()).reports / DAG_ID / f"date={day}" / "summary.json"
+        before = report.stat().st_mtime_ns if report.exists() else None
+        rc = airflow("dags", "test", DAG_ID, day, "-c", json.dumps({"date": day}), env=env, check=False)
+    # `dags test` can exit 0 when a task failed; the report is written by the last task only.
+    if rc == 0 and (not report.exists() or report.stat().st_mtime_ns == before):
+        print(f"[lakehouse] the run did not reach its report task: no new {report}", file=sys.stderr)
+        rc = 1
+    print(f"[lakehouse] {DAG_ID} {day}: {'succeeded' if rc == 0 else 'FAILED'}")
+    return rc
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Human-readable lines of a run report (for ``make demo``)."""
+    lines = [f"Run {report['run_id']} for {report['date']}"]
+
+    def block(title: str, rows: dict[str, Any]) -> None:
+        lines.append(title)
+        lines.extend(f"  {name:<28}{value:>12,}" for name, value in rows.items())
+
+    block("bronze rows per resource", report["bronze_rows"])
+    block("silver rows per table", report["silver_rows"])
+    block("quarantined rows per resource", report["quarantined_rows"])
+    block("duplicate rows removed", report["duplicates_removed"])
+    marts = report["gold"].get("marts", {})
+    block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
+    published = report["published"]
+    lines.append(f"gold published to {published.get('target')} ({published.get('objects')} objects, manifest last)")
+    return lines
+
+
+def demo(day: str) -> int:
+    """``make demo``: one full daily run through Airflow on the demo server, then its summary."""
+    import time
+
+    start = time.monotonic()
+    env = airflow_env()
+    rc = dags_test(day, env)
+    if rc != 0:
+        return rc
+    layout = Layout(Path(env["LAKEHOUSE_DATA_DIR"]).resolve())
+    report = json.loads((layout.reports / DAG_ID / f"date={parse_day(day)}" / "summary.json").read_text())
+    print("\n".join(summary_lines(report)))
+    print(f"data under {layout.root}; whole demo took {time.monotonic() - start:.0f} s")
+    return 0
+
+
+def standalone() -> int:
+    """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on :8080."""
+    env = airflow_env()
+    env.setdefault("AIRFLOW__API__PORT", "8080")
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    with demo_api_if_needed(env) as source:
+        print(f"[lakehouse] Airflow on http://localhost:{env['AIRFLOW__API__PORT']}  (AppMetrica = {source})")
+        print(f"[lakehouse] login: user 'admin'; password in {env['AIRFLOW_HOME']}/"
+              "simple_auth_manager_passwords.json.generated (Airflow prints it at start)")  # fmt: skip
+        try:
+            return airflow("standalone", env=env, check=False)
+        except KeyboardInterrupt:
+            return 0
+
+
+def docs(serve: bool = False, port: int = 8081) -> int:
+    """``make docs``: generate dbt docs for the gold project, and serve them on ``port`` if asked."""
+    import functools
+    import http.server
+
+    from transforms.gold import generate_docs
+
+    target = generate_docs(Layout.from_env())
+    print(f"[lakehouse] dbt docs generated in {target}")
+    if serve:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(target))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+            print(f"[lakehouse] serving dbt docs on http://127.0.0.1:{port} (Ctrl-C to stop)")
+            with contextlib.suppress(KeyboardInterrupt):
+                httpd.serve_forever()
+    return 0
