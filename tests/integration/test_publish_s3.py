@@ -1,0 +1,358 @@
+"""publish_gold against a real S3-compatible endpoint over HTTP (moto's threaded server), through S3Hook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Imported at collection: importing Airflow reconfigures logging, which would drop caplog's handler mid-test.
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from moto.server import ThreadedMotoServer
+
+from lakehouse import publish
+from lakehouse.publish import PublishError, publish_gold
+from lakehouse.settings import Layout
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "lakehouse-test"
+ACCESS_KEY = "testing"
+SECRET = "testing-secret-value"
+DAY = dt.date(2026, 11, 1)
+BIG_ROWS = 10  # 10 x 1 MiB of random bytes: > 8 MiB, so a 2-part multipart upload
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET,
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def s3(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET,
+    )
+
+
+@pytest.fixture
+def env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Connection, bucket, a prefix of its own per test, and a fresh LAKEHOUSE_DATA_DIR."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    conn = {
+        "conn_type": "aws",
+        "login": ACCESS_KEY,
+        "password": SECRET,
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    prefix = f"it/{uuid.uuid4().hex[:8]}/gold"
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
+    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", prefix)
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(data_dir))
+    layout = Layout(data_dir.resolve())
+    make_gold(layout.gold)
+    return {"prefix": prefix, "layout": layout}
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def make_gold(gold: Path) -> None:
+    """Three marts: one plain file, one big (> 8 MiB) file, two files in hive subfolders; plus temp junk."""
+    _write(
+        gold / "fct_device_daily" / "fct_device_daily.parquet",
+        pa.table({"device_id": [f"d{i}" for i in range(50)], "events_count": list(range(50))}),
+    )
+    _write(
+        gold / "dim_devices" / "dim_devices.parquet",
+        pa.table(
+            {"device_id": [f"d{i}" for i in range(BIG_ROWS)], "blob": [os.urandom(1 << 20) for _ in range(BIG_ROWS)]}
+        ),
+    )
+    for day, n in (("2026-10-31", 7), ("2026-11-01", 11)):
+        _write(
+            gold / "device_features_daily" / f"feature_date={day}" / "part-0.parquet",
+            pa.table({"device_id": [f"d{i}" for i in range(n)], "events_1d": [1] * n}),
+        )
+    # Temp files and folders that must not be published.
+    (gold / "fct_device_daily" / ".tmp-fct_device_daily.parquet.abc").write_bytes(b"partial")
+    _write(gold / "fct_device_daily" / "_staging" / "x.parquet", pa.table({"a": [1]}))
+    _write(gold / "_scratch" / "y.parquet", pa.table({"a": [1]}))
+
+
+def gold_files(gold: Path) -> dict[str, Path]:
+    """Expected relative key (mart/rel) -> local file."""
+    out = {}
+    for path in gold.rglob("*.parquet"):
+        rel = path.relative_to(gold)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        out[rel.as_posix()] = path
+    return out
+
+
+def list_objects(s3: Any, prefix: str) -> list[dict[str, Any]]:
+    objs: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
+        objs.extend(page.get("Contents", []))
+    return objs
+
+
+def get_bytes(s3: Any, key: str) -> bytes:
+    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def manifest_key(prefix: str, day: dt.date = DAY) -> str:
+    return f"{prefix}/_manifests/date={day.isoformat()}/manifest.json"
+
+
+@pytest.fixture
+def s3_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+    """Record (operation, key) of every S3 API call the publish step's client makes, in order."""
+    calls: list[tuple[str, str | None]] = []
+    original = S3Hook.get_conn
+
+    def get_conn(self: S3Hook) -> Any:
+        client = original(self)
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            calls.append((model.name, params.get("Key")))
+
+        client.meta.events.register("before-parameter-build.s3", record)
+        return client
+
+    monkeypatch.setattr(S3Hook, "get_conn", get_conn)
+    return calls
+
+
+def test_publish_uploads_verifies_and_writes_manifest_last(
+    env: dict[str, Any],
+    s3: Any,
+    s3_calls: list[tuple[str, str | None]],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    prefix, layout = env["prefix"], env["layout"]
+    caplog.set_level(logging.DEBUG)
+
+    result = publish_gold(DAY, run_id="run-1")
+
+    expected = gold_files(layout.gold)
+    assert len(expected) == 4
+    assert result["target"] == f"s3://{BUCKET}/{prefix}"
+    assert result["storage"] == "s3" and result["bucket"] == BUCKET and result["prefix"] == prefix
+
+    # Every object is there exactly once, byte for byte, with its sha256 metadata; nothing else was published.
+    objects = {o["Key"]: o for o in list_objects(s3, prefix)}
+    data_keys = {f"{prefix}/{rel}" for rel in expected}
+    mkey, lkey = manifest_key(prefix), f"{prefix}/_manifests/latest.json"
+    assert set(objects) == data_keys | {mkey, lkey}
+    for rel, path in expected.items():
+        key = f"{prefix}/{rel}"
+        local = path.read_bytes()
+        assert get_bytes(s3, key) == local
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["Metadata"]["sha256"] == hashlib.sha256(local).hexdigest()
+    big = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/dim_devices/dim_devices.parquet")
+    assert big["ContentLength"] > 8 * 1024 * 1024
+    assert big["ETag"].strip('"').endswith("-2"), "the > 8 MiB file should have gone up in 2 parts"
+
+    # The manifest lists every object with the right size, sha256 and row count.
+    manifest = json.loads(get_bytes(s3, mkey))
+    assert json.loads(get_bytes(s3, lkey)) == manifest
+    assert manifest == {k: v for k, v in result.items() if k not in {"target", "manifest_uri"}}
+    assert result["manifest_uri"] == f"s3://{BUCKET}/{mkey}"
+    assert manifest["date"] == "2026-11-01" and manifest["run_id"] == "run-1"
+    assert dt.datetime.fromisoformat(manifest["published_at"]).utcoffset() == dt.timedelta(0)
+    by_key = {o["key"]: o for o in manifest["objects"]}
+    assert set(by_key) == data_keys
+    for rel, path in expected.items():
+        entry = by_key[f"{prefix}/{rel}"]
+        assert entry["mart"] == rel.split("/")[0]
+        assert entry["bytes"] == path.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry["rows"] == pq.read_metadata(path).num_rows
+    totals = manifest["totals"]
+    assert totals["objects"] == 4
+    assert totals["rows"] == 50 + BIG_ROWS + 7 + 11
+    assert totals["bytes"] == sum(p.stat().st_size for p in expected.values())
+    assert totals["marts"]["device_features_daily"] == {
+        "objects": 2,
+        "rows": 18,
+        "bytes": sum(p.stat().st_size for r, p in expected.items() if r.startswith("device_features_daily/")),
+    }
+
+    # Written last: the manifest's PutObject comes after every data upload and listing, latest.json after it.
+    puts = [(op, key) for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload", "UploadPart"}]
+    assert puts[-2:] == [("PutObject", mkey), ("PutObject", lkey)]
+    assert {key for _, key in puts[:-2]} == data_keys
+    last_data_call = max(i for i, (op, key) in enumerate(s3_calls) if key in data_keys or op == "ListObjectsV2")
+    assert last_data_call < s3_calls.index(("PutObject", mkey))
+    assert all(objects[k]["LastModified"] <= objects[mkey]["LastModified"] for k in data_keys)
+
+    # The secret never shows up: not in log records, not in console output, not in the manifest.
+    assert caplog.records, "expected log records from the publish step"
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in str(record.args)
+        assert SECRET not in (record.exc_text or "")
+    out, err = capfd.readouterr()
+    assert SECRET not in out and SECRET not in err
+    assert SECRET not in get_bytes(s3, mkey).decode()
+    assert SECRET not in json.dumps(result)
+
+
+def test_rerun_replaces_objects_and_deletes_stale(env: dict[str, Any], s3: Any) -> None:
+    prefix, layout = env["prefix"], env["layout"]
+    publish_gold(DAY, run_id="run-1")
+    first_latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
+
+    # The mart shrinks to one file and another file changes.
+    (layout.gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet").unlink()
+    _write(layout.gold / "fct_device_daily" / "fct_device_daily.parquet", pa.table({"device_id": ["x"], "n": [1]}))
+
+    result = publish_gold(DAY, run_id="run-2")
+
+    keys = [o["Key"] for o in list_objects(s3, prefix)]
+    assert len(keys) == len(set(keys))
+    stale = f"{prefix}/device_features_daily/feature_date=2026-10-31/part-0.parquet"
+    assert stale not in keys
+    assert [k for k in keys if k.startswith(f"{prefix}/device_features_daily/")] == [
+        f"{prefix}/device_features_daily/feature_date=2026-11-01/part-0.parquet"
+    ]
+    fct_key = f"{prefix}/fct_device_daily/fct_device_daily.parquet"
+    assert get_bytes(s3, fct_key) == (layout.gold / "fct_device_daily" / "fct_device_daily.parquet").read_bytes()
+
+    manifest = json.loads(get_bytes(s3, manifest_key(prefix)))
+    assert manifest["run_id"] == "run-2"
+    assert manifest["published_at"] >= first_latest["published_at"]
+    assert {o["key"] for o in manifest["objects"]} == {k for k in keys if "/_manifests/" not in k}
+    assert {o["key"]: o["rows"] for o in manifest["objects"]}[fct_key] == 1
+    assert manifest["totals"]["objects"] == 3
+    assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json")) == manifest
+    assert result["run_id"] == "run-2"
+
+    # Another date: its own dated manifest, the first date's stays, latest.json follows the newest run.
+    other = dt.date(2026, 11, 2)
+    publish_gold(other, run_id="run-3")
+    assert json.loads(get_bytes(s3, manifest_key(prefix, other)))["run_id"] == "run-3"
+    assert json.loads(get_bytes(s3, manifest_key(prefix)))["run_id"] == "run-2"
+    assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))["date"] == "2026-11-02"
+    keys = [o["Key"] for o in list_objects(s3, prefix)]
+    assert len([k for k in keys if "/_manifests/" not in k]) == 3
+
+
+@pytest.mark.parametrize("corrupt", ["size", "sha256", "etag"])
+def test_failed_verification_raises_and_writes_no_manifest(
+    env: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch, corrupt: str
+) -> None:
+    prefix = env["prefix"]
+    publish_gold(DAY, run_id="good")  # a previous good run of the same date
+    stale_candidate = f"{prefix}/device_features_daily/feature_date=2026-10-31/part-0.parquet"
+    (env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet").unlink()
+
+    bad_key = f"{prefix}/dim_devices/dim_devices.parquet"
+    original = publish._head_object
+
+    def lying_head(client: Any, bucket: str, key: str) -> dict[str, Any]:
+        head = dict(original(client, bucket, key))
+        if key == bad_key:
+            if corrupt == "size":
+                head["ContentLength"] += 1
+            elif corrupt == "sha256":
+                head["Metadata"] = {"sha256": "0" * 64}
+            else:
+                head["ETag"] = '"' + "0" * 32 + '-2"'
+        return head
+
+    monkeypatch.setattr(publish, "_head_object", lying_head)
+
+    with pytest.raises(PublishError) as excinfo:
+        publish_gold(DAY, run_id="bad")
+    assert bad_key in str(excinfo.value)
+    assert SECRET not in str(excinfo.value)
+
+    keys = {o["Key"] for o in list_objects(s3, prefix)}
+    # No manifest for the date (the previous one was withdrawn before the objects changed) ...
+    assert manifest_key(prefix) not in keys
+    # ... latest.json still describes the last good run, and nothing was deleted before verification passed.
+    assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))["run_id"] == "good"
+    assert stale_candidate in keys
+
+
+def test_kms_objects_are_verified_by_reading_them_back(
+    env: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SSE-KMS the ETag is not an MD5: verification falls back to hashing the object's bytes."""
+    prefix = env["prefix"]
+    original = publish._head_object
+    downloads: list[str] = []
+    original_download = publish._verify_by_download
+
+    def kms_head(client: Any, bucket: str, key: str) -> dict[str, Any]:
+        head = dict(original(client, bucket, key))
+        head["ServerSideEncryption"] = "aws:kms"
+        head["ETag"] = '"not-an-md5"'
+        return head
+
+    def spy(client: Any, bucket: str, key: str, sha256: str) -> None:
+        downloads.append(key)
+        original_download(client, bucket, key, sha256)
+
+    monkeypatch.setattr(publish, "_head_object", kms_head)
+    monkeypatch.setattr(publish, "_verify_by_download", spy)
+    result = publish_gold(DAY)
+    assert sorted(downloads[:-2]) == sorted(o["key"] for o in result["objects"])
+    assert manifest_key(prefix) in {o["Key"] for o in list_objects(s3, prefix)}
+
+
+def test_missing_bucket_is_a_clear_error(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKEHOUSE_S3_BUCKET")
+    with pytest.raises(ValueError, match="LAKEHOUSE_S3_BUCKET"):
+        publish_gold(DAY)
+
+
+def test_nonexistent_bucket_fails_without_leaking_the_secret(env: dict[str, Any], s3: Any) -> None:
+    with pytest.raises(PublishError) as excinfo:
+        publish_gold(DAY, bucket="no-such-bucket-here")
+    assert "no-such-bucket-here" in str(excinfo.value)
+    assert SECRET not in str(excinfo.value)

@@ -1,0 +1,188 @@
+"""publish_gold without an Airflow ``lakehouse_s3`` connection (local fallback) and its input checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Imported at collection: importing Airflow reconfigures logging, which would drop caplog's handler mid-test.
+from airflow.sdk import BaseHook
+
+from lakehouse import publish
+from lakehouse.publish import PublishError, find_connection, publish_gold, validate_bucket, validate_prefix
+from lakehouse.settings import ConfigError, Layout
+
+DAY = dt.date(2026, 11, 1)
+
+
+@pytest.fixture
+def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
+    """A data dir with no S3 settings and no Airflow connection."""
+    for name in ("AIRFLOW_CONN_LAKEHOUSE_S3", "LAKEHOUSE_S3_BUCKET", "LAKEHOUSE_S3_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    return Layout.from_env()
+
+
+def _write(path: Path, n: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"device_id": [f"d{i}" for i in range(n)], "v": list(range(n))}), path)
+    return path
+
+
+def make_gold(gold: Path) -> dict[str, Path]:
+    files = {
+        "fct_device_daily/fct_device_daily.parquet": _write(gold / "fct_device_daily" / "fct_device_daily.parquet", 5),
+        "device_features_daily/feature_date=2026-10-31/part-0.parquet": _write(
+            gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet", 3
+        ),
+        "device_features_daily/feature_date=2026-11-01/part-0.parquet": _write(
+            gold / "device_features_daily" / "feature_date=2026-11-01" / "part-0.parquet", 4
+        ),
+    }
+    _write(gold / "fct_device_daily" / ".tmp-x.parquet", 1)  # temp names are never published
+    _write(gold / "_scratch" / "y.parquet", 1)
+    return files
+
+
+def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytest.LogCaptureFixture) -> None:
+    files = make_gold(layout.gold)
+    caplog.set_level(logging.INFO, logger="lakehouse.publish")
+
+    result = publish_gold(DAY, run_id="local-1")
+
+    root = layout.published / "gold"
+    assert result["target"] == str(root)
+    assert result["storage"] == "local" and result["bucket"] is None and result["prefix"] == "gold"
+    published = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert published == set(files) | {"_manifests/date=2026-11-01/manifest.json", "_manifests/latest.json"}
+    for rel, src in files.items():
+        assert (root / rel).read_bytes() == src.read_bytes()
+
+    manifest = json.loads((root / "_manifests" / "date=2026-11-01" / "manifest.json").read_text())
+    assert json.loads((root / "_manifests" / "latest.json").read_text()) == manifest
+    assert manifest == {k: v for k, v in result.items() if k not in {"target", "manifest_uri"}}
+    assert result["manifest_uri"] == str(root / "_manifests" / "date=2026-11-01" / "manifest.json")
+    assert set(manifest) == {"date", "run_id", "published_at", "storage", "bucket", "prefix", "objects", "totals"}
+    assert manifest["date"] == "2026-11-01" and manifest["run_id"] == "local-1"
+    assert {o["key"] for o in manifest["objects"]} == {f"gold/{rel}" for rel in files}
+    for obj in manifest["objects"]:
+        src = files[obj["key"].removeprefix("gold/")]
+        assert obj["mart"] == obj["key"].split("/")[1]
+        assert obj["bytes"] == src.stat().st_size
+        assert obj["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert obj["rows"] == pq.read_metadata(src).num_rows
+    assert manifest["totals"]["objects"] == 3 and manifest["totals"]["rows"] == 12
+    assert manifest["totals"]["marts"]["device_features_daily"]["rows"] == 7
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "lakehouse.publish"]
+    assert any("No Airflow connection 'lakehouse_s3' found" in m and f"published locally at {root}" in m for m in lines)
+
+
+def test_local_rerun_removes_stale_files(layout: Layout) -> None:
+    files = make_gold(layout.gold)
+    publish_gold(DAY, run_id="a", prefix="exports/gold")
+    files.pop("device_features_daily/feature_date=2026-10-31/part-0.parquet").unlink()
+
+    result = publish_gold(DAY, run_id="b", prefix="exports/gold")
+
+    root = layout.published / "exports" / "gold"
+    mart_dir = root / "device_features_daily"
+    mart_files = {p.relative_to(mart_dir).as_posix() for p in mart_dir.rglob("*")}
+    assert mart_files == {"feature_date=2026-11-01", "feature_date=2026-11-01/part-0.parquet"}
+    assert result["totals"]["objects"] == 2
+    assert json.loads((root / "_manifests" / "latest.json").read_text())["run_id"] == "b"
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a//b", "a/", "a b", "_manifests", "a/../b", ""])
+def test_bad_prefix_is_rejected_naming_it(layout: Layout, bad: str) -> None:
+    make_gold(layout.gold)
+    with pytest.raises(ConfigError) as excinfo:
+        publish_gold(DAY, prefix=bad)
+    assert repr(bad) in str(excinfo.value)
+    assert not layout.published.exists()
+
+
+def test_bad_prefix_from_env_is_rejected(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_gold(layout.gold)
+    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", "../x")
+    with pytest.raises(ConfigError, match=r"LAKEHOUSE_S3_PREFIX.*'\.\./x'"):
+        publish_gold(DAY)
+
+
+@pytest.mark.parametrize("good", ["gold", "exports/gold", "a.b/c-d/e_f/v=1"])
+def test_good_prefixes(good: str) -> None:
+    assert validate_prefix(good) == good
+
+
+@pytest.mark.parametrize("bad", ["ab", "Upper", "a..b", "192.168.1.1", "-abc", "abc-", "a_b", "x" * 64])
+def test_bad_bucket_is_rejected(bad: str) -> None:
+    with pytest.raises(ConfigError, match="LAKEHOUSE_S3_BUCKET"):
+        validate_bucket(bad)
+
+
+def test_missing_bucket_with_connection_names_the_env_var(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_gold(layout.gold)
+    conn = {"conn_type": "aws", "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
+    with pytest.raises(ConfigError, match="LAKEHOUSE_S3_BUCKET"):
+        publish_gold(DAY)
+
+
+def test_empty_gold_is_a_clear_error(layout: Layout) -> None:
+    with pytest.raises(PublishError, match="does not exist"):
+        publish_gold(DAY)
+    (layout.gold / "_scratch").mkdir(parents=True)
+    (layout.gold / ".hidden").mkdir()
+    with pytest.raises(PublishError, match="no marts"):
+        publish_gold(DAY)
+    (layout.gold / "dim_devices").mkdir()
+    with pytest.raises(PublishError, match=r"dim_devices.*no Parquet"):
+        publish_gold(DAY)
+    assert not layout.published.exists()
+
+
+def test_unreadable_parquet_is_named(layout: Layout) -> None:
+    bad = layout.gold / "dim_devices" / "dim_devices.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(PublishError, match=r"dim_devices\.parquet"):
+        publish_gold(DAY)
+
+
+def test_find_connection_not_found_is_none(layout: Layout) -> None:
+    assert find_connection("lakehouse_s3") is None
+
+
+def test_find_connection_other_errors_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(conn_id: str) -> Any:
+        raise PermissionError("secrets backend denied access")
+
+    monkeypatch.setattr(BaseHook, "get_connection", boom)
+    with pytest.raises(PermissionError):
+        find_connection("lakehouse_s3")
+
+
+def test_multipart_etag_matches_part_md5s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The expected ETag of a file at/above the threshold is md5(concat(part md5s))-N with the chunk size."""
+    data = bytes(range(256)) * (4096 * 21)  # 21 MiB + change: 3 parts of 8 MiB
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    sha, md5, etag = publish._digest(path, len(data))
+    chunk = publish.MULTIPART_CHUNKSIZE
+    parts = [hashlib.md5(data[i : i + chunk]).digest() for i in range(0, len(data), chunk)]  # noqa: S324
+    assert etag == hashlib.md5(b"".join(parts)).hexdigest() + f"-{len(parts)}"  # noqa: S324
+    assert len(parts) == 3
+    assert sha == hashlib.sha256(data).hexdigest() and md5 == hashlib.md5(data).hexdigest()  # noqa: S324
+    small = tmp_path / "s.bin"
+    small.write_bytes(b"abc")
+    assert publish._digest(small, 3)[2] is None
