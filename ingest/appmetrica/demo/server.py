@@ -1,0 +1,554 @@
+"""A local fake of the AppMetrica Logs API (shared/APPMETRICA_LOGS_API.md), serving generated data.
+
+Behaviour:
+- ``GET /logs/v1/export/<resource>.<csv|json>`` with ``Authorization: OAuth <token>``: no header -> 401,
+  wrong token -> 403, token in the query string -> 400; bad or missing parameters -> 400 naming the
+  parameter; another ``application_id`` -> 403 (no access).
+- The first request of an export (identity: resource, format and every query parameter) queues it:
+  202 ``Wait for result``; identical requests poll (202 ``Progress is N%``) until ``polls_before_ready``
+  polls happened, then 200 with the whole file, served again on every later identical request.
+  More than ``max_queued`` exports waiting -> 429 with the documented text.
+- ``max_export_bytes``: a (part) body above it -> 400 ``Export is too big. Try to use more parts.``;
+  ``parts_count``/``part_number`` split rows by a hash of ``appmetrica_device_id`` (profiles without a
+  device by ``profile_id``), so the parts are disjoint and their union is the unsplit export.
+- gzip when the request accepts it (``Content-Encoding: gzip``, ``Content-Length`` always set).
+- ``GET /management/v1/logsapi/status`` -> ``{"logs_api_availability_status": "enabled"}``.
+
+Fault hooks for tests (consumed in order by the next export requests)::
+
+    server.inject(status=503)                  # the next request gets a 503 (no effect on the export)
+    server.inject(status=429, times=2)         # the next two get the documented 429
+    server.inject(truncate=True)               # the next 200 sends half its body, then closes
+    server.inject(truncate=True, content_length=False)  # same, without a Content-Length header
+
+The request log ``server.requests`` holds ``(method, path, params, status)``; it never holds a token.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import gzip
+import hmac
+import io
+import json
+import logging
+import threading
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+from ingest.appmetrica.demo.generator import generate_rows, write_csv
+from ingest.appmetrica.resources import RESOURCES, Resource
+
+log = logging.getLogger(__name__)
+
+EXPORT_PREFIX = "/logs/v1/export/"
+STATUS_PATH = "/management/v1/logsapi/status"
+WAIT_BODY = "Wait for result"
+TOO_BIG_BODY = "Export is too big. Try to use more parts."
+QUOTA_BODY = "There are already {n} enqueued queries for given application_id. Wait until they are completed."
+TOKEN_PARAMS = frozenset({"oauth_token", "token", "access_token", "authorization"})
+MAX_WINDOW_DAYS = 31
+MAX_KEPT_EXPORTS = 64  # ready exports kept for re-download (the real API keeps them 24 h)
+_CONTROL_PARAMS = frozenset(
+    {
+        "application_id",
+        "date_since",
+        "date_until",
+        "fields",
+        "date_dimension",
+        "limit",
+        "use_utf8_bom",
+        "skip_unavailable_shards",
+        "parts_count",
+        "part_number",
+    }
+)
+_DEFAULT_BODIES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    420: QUOTA_BODY,
+    429: QUOTA_BODY,
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service temporarily unavailable",
+    504: "Gateway timeout",
+}
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Fault:
+    status: int | None
+    body: str | None
+    truncate: bool
+    content_length: bool
+    headers: dict[str, str]
+
+
+@dataclass
+class _Export:
+    body: bytes
+    rows: int
+    polls: int = 0
+    ready: bool = False
+    gz: bytes | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    truncate: bool = False
+    content_length: bool = True
+
+
+class DemoLogsApiServer:
+    """The fake Logs API on ``http.server.ThreadingHTTPServer`` in a daemon thread.
+
+    Use as a context manager (``with DemoLogsApiServer() as server: server.url``) or call
+    :meth:`start`/:meth:`stop`. ``port=0`` picks a free port. ``compress=False`` never gzips (as if
+    the client had not asked). Attributes ``polls_before_ready``, ``max_export_bytes``, ``max_queued``,
+    ``compress`` and ``availability`` may be changed while it runs.
+    """
+
+    def __init__(
+        self,
+        token: str = "demo-token",  # noqa: S107 - the documented demo token
+        application_id: str = "1234567",
+        tz: str = "Europe/Moscow",
+        devices: int = 2000,
+        seed: int = 0,
+        polls_before_ready: int = 1,
+        max_export_bytes: int | None = None,
+        max_queued: int = 3,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        anomaly_rate: float = 0.0,
+        compress: bool = True,
+    ) -> None:
+        if not token:
+            raise ValueError("the demo server needs a non-empty token")
+        if not str(application_id).isdigit():
+            raise ValueError(f"application_id must be digits, got {application_id!r}")
+        self._token = token
+        self.application_id = str(application_id)
+        self.tz = ZoneInfo(tz)
+        self.devices = devices
+        self.seed = seed
+        self.polls_before_ready = polls_before_ready
+        self.max_export_bytes = max_export_bytes
+        self.max_queued = max_queued
+        self.anomaly_rate = anomaly_rate
+        self.compress = compress
+        self.availability = "enabled"
+        self.host = host
+        self.port = port
+        self.requests: list[tuple[str, str, dict[str, str], int]] = []
+        self._exports: collections.OrderedDict[tuple[Any, ...], _Export] = collections.OrderedDict()
+        self._faults: collections.deque[_Fault] = collections.deque()
+        self._lock = threading.RLock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"DemoLogsApiServer(url={self.url if self._httpd else None!r}, application_id={self.application_id!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> DemoLogsApiServer:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._httpd is not None:
+            return self
+        httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
+        httpd.daemon_threads = True
+        httpd.demo = self  # type: ignore[attr-defined]
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"demo-logs-api-{self.port}", daemon=True
+        )
+        self._thread.start()
+        log.info("demo Logs API serving on %s (application_id=%s)", self.url, self.application_id)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`stop` is called from another thread (or the process ends)."""
+        self.start()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> DemoLogsApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765`` (the port is known once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- test hooks ----------------------------------------------------------------------------
+
+    def inject(
+        self,
+        status: int | None = None,
+        body: str | None = None,
+        *,
+        times: int = 1,
+        truncate: bool = False,
+        content_length: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Script the next ``times`` export responses.
+
+        With ``status``: the next request gets that status and ``body`` (a sensible default per status,
+        the documented text for 429/420) without touching the export's state. With ``truncate=True``:
+        the next response that would be a 200 sends only half its body and closes the connection
+        (``content_length=False`` also leaves out the Content-Length header).
+        """
+        if (status is None) == (not truncate):
+            raise ValueError("inject() needs exactly one of status=... or truncate=True")
+        with self._lock:
+            for _ in range(times):
+                self._faults.append(_Fault(status, body, truncate, content_length, dict(headers or {})))
+
+    def clear_faults(self) -> None:
+        """Drop every scripted response not yet used."""
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        """Forget every export, scripted fault and logged request."""
+        with self._lock:
+            self._exports.clear()
+            self._faults.clear()
+            self.requests.clear()
+
+    def statuses(self) -> list[int]:
+        """HTTP statuses of the logged requests, in order."""
+        with self._lock:
+            return [r[3] for r in self.requests]
+
+    # -- request handling (called from handler threads) ----------------------------------------
+
+    def _log_request(self, method: str, path: str, params: dict[str, str], status: int) -> None:
+        safe = {k: v for k, v in params.items() if k.lower() not in TOKEN_PARAMS}
+        with self._lock:
+            self.requests.append((method, path, safe, status))
+
+    def _check_auth(self, authorization: str | None, params: dict[str, str]) -> None:
+        if any(k.lower() in TOKEN_PARAMS for k in params):
+            raise _BadRequest(400, "Pass the OAuth token in the Authorization header, never in the URL.")
+        if not authorization:
+            raise _BadRequest(401, "Unauthorized: no OAuth token. Send the header 'Authorization: OAuth <token>'.")
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "oauth" or not hmac.compare_digest(value.strip().encode(), self._token.encode()):
+            raise _BadRequest(403, "Forbidden: invalid OAuth token.")
+
+    def _handle(self, method: str, raw_path: str, headers: Any) -> _Response:
+        split = urlsplit(raw_path)
+        path = split.path
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        try:
+            if method != "GET":
+                raise _BadRequest(405, f"Method {method} is not allowed")
+            if path == STATUS_PATH:
+                self._check_auth(headers.get("Authorization"), params)
+                body = json.dumps({"logs_api_availability_status": self.availability}).encode()
+                response = _Response(200, body, "application/json; charset=utf-8")
+            elif path.startswith(EXPORT_PREFIX):
+                self._check_auth(headers.get("Authorization"), params)
+                response = self._export(path[len(EXPORT_PREFIX) :], params, headers)
+            else:
+                raise _BadRequest(404, f"Not found: {path}")
+        except _BadRequest as exc:
+            response = _Response(exc.status, exc.message.encode())
+        self._log_request(method, path, params, response.status)
+        return response
+
+    def _export(self, name: str, params: dict[str, str], headers: Any) -> _Response:
+        resource_name, dot, fmt = name.rpartition(".")
+        if not dot or fmt not in ("csv", "json"):
+            raise _BadRequest(400, f"Unsupported export format in {name!r}: use .csv or .json")
+        resource = RESOURCES.get(resource_name)
+        if resource is None:
+            raise _BadRequest(400, f"Unknown resource: {resource_name!r}. Known: {', '.join(RESOURCES)}")
+        with self._lock:
+            fault = self._faults[0] if self._faults else None
+            if fault is not None and fault.status is not None:
+                self._faults.popleft()
+                text = fault.body if fault.body is not None else _DEFAULT_BODIES.get(fault.status, "Injected")
+                return _Response(fault.status, text.format(n=self.max_queued).encode(), headers=fault.headers)
+        query = _parse_export_params(resource, params, self.application_id)
+        key = (resource.name, fmt, tuple(sorted(params.items())))
+        with self._lock:
+            export = self._exports.get(key)
+            if export is None:
+                body, rows = self._render(resource, fmt, query)
+                if self.max_export_bytes is not None and len(body) > self.max_export_bytes:
+                    return _Response(400, TOO_BIG_BODY.encode())
+                waiting = sum(1 for e in self._exports.values() if not e.ready)
+                if waiting >= self.max_queued:
+                    return _Response(429, QUOTA_BODY.format(n=self.max_queued).encode())
+                export = _Export(body=body, rows=rows)
+                self._exports[key] = export
+                if self.polls_before_ready > 0:
+                    return _Response(202, WAIT_BODY.encode())
+                export.ready = True
+                self._forget_old_exports()
+            elif not export.ready:
+                export.polls += 1
+                if export.polls < self.polls_before_ready:
+                    percent = min(99, 100 * export.polls // max(1, self.polls_before_ready))
+                    return _Response(202, f"Progress is {percent}%".encode())
+                export.ready = True
+                self._forget_old_exports()
+            payload = export.body
+            extra: dict[str, str] = {}
+            if self.compress and "gzip" in (headers.get("Accept-Encoding") or "").lower():
+                if export.gz is None:
+                    export.gz = gzip.compress(export.body, compresslevel=6, mtime=0)
+                payload = export.gz
+                extra["Content-Encoding"] = "gzip"
+            truncate = False
+            content_length = True
+            if fault is not None and fault.truncate:
+                self._faults.popleft()
+                truncate, content_length = True, fault.content_length
+                extra.update(fault.headers)
+        ctype = "text/csv; charset=utf-8" if fmt == "csv" else "application/json; charset=utf-8"
+        return _Response(200, payload, ctype, extra, truncate=truncate, content_length=content_length)
+
+    def _forget_old_exports(self) -> None:
+        """Bound memory: drop the oldest ready exports beyond MAX_KEPT_EXPORTS (queued ones stay)."""
+        ready = [k for k, e in self._exports.items() if e.ready]
+        for key in ready[: max(0, len(ready) - MAX_KEPT_EXPORTS)]:
+            del self._exports[key]
+
+    def _render(self, resource: Resource, fmt: str, query: _Query) -> tuple[bytes, int]:
+        rows = self._select_rows(resource, query)
+        if fmt == "csv":
+            buf = io.StringIO(newline="")
+            write_csv(([row[f] for f in query.fields] for row in rows), query.fields, buf, bom=query.bom)
+            return buf.getvalue().encode("utf-8"), len(rows)
+        data = [{f: row[f] for f in query.fields} for row in rows]
+        text = json.dumps({"data": data}, ensure_ascii=False)
+        return (("\ufeff" if query.bom else "") + text).encode("utf-8"), len(rows)
+
+    def _select_rows(self, resource: Resource, query: _Query) -> list[dict[str, str]]:
+        first, last = query.since.date(), query.until.date()
+        receive = query.date_dimension == "receive" and resource.date_field is not None
+        if receive:
+            first -= dt.timedelta(days=2)  # late deliveries of earlier days arrive inside the window
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        since_s = query.since.strftime("%Y-%m-%d %H:%M:%S")
+        until_s = query.until.strftime("%Y-%m-%d %H:%M:%S")
+        selected: list[dict[str, str]] = []
+        by_profile: dict[str, dict[str, str]] = {}
+        for day in days:
+            rows = generate_rows(
+                resource.name,
+                day,
+                application_id=self.application_id,
+                tz=self.tz,
+                devices=self.devices,
+                seed=self.seed,
+                anomaly_rate=self.anomaly_rate,
+            )
+            whole_day = since_s <= f"{day} 00:00:00" and f"{day} 23:59:59" <= until_s
+            for row in rows:
+                if resource.date_field is None:
+                    by_profile[row["profile_id"]] = row  # a later day's row replaces the earlier one
+                    continue
+                if receive:
+                    value = row[resource.date_field.replace("_datetime", "_receive_datetime")]
+                    if not since_s <= value <= until_s:
+                        continue
+                elif not whole_day and not since_s <= row[resource.date_field] <= until_s:
+                    continue
+                selected.append(row)
+        if resource.date_field is None:
+            selected = list(by_profile.values())
+        out = []
+        for row in selected:
+            if query.filters and any(row.get(k) != v for k, v in query.filters.items()):
+                continue
+            if query.parts_count > 1 and part_of(row, query.parts_count) != query.part_number:
+                continue
+            out.append(row)
+            if query.limit is not None and len(out) >= query.limit:
+                break
+        return out
+
+
+def part_of(row: dict[str, str], parts_count: int) -> int:
+    """The part (0..parts_count-1) a row belongs to: crc32 of its device id (else profile id)."""
+    key = row.get("appmetrica_device_id") or row.get("profile_id") or ""
+    return zlib.crc32(key.encode("utf-8")) % parts_count
+
+
+@dataclass(frozen=True)
+class _Query:
+    fields: tuple[str, ...]
+    since: dt.datetime
+    until: dt.datetime
+    date_dimension: str
+    limit: int | None
+    bom: bool
+    parts_count: int
+    part_number: int
+    filters: dict[str, str]
+
+
+def _parse_when(params: dict[str, str], name: str, *, end: bool) -> dt.datetime:
+    raw = params.get(name)
+    if raw is None or not raw.strip():
+        raise _BadRequest(400, f"Parameter {name} is required (yyyy-mm-dd hh:mm:ss)")
+    text = raw.strip()
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            value = dt.datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        if pattern == "%Y-%m-%d" and end:
+            value = value.replace(hour=23, minute=59, second=59)
+        return value
+    raise _BadRequest(400, f"Parameter {name} has a bad value {raw!r}: expected yyyy-mm-dd hh:mm:ss")
+
+
+def _parse_bool(params: dict[str, str], name: str) -> bool:
+    raw = params.get(name, "false").strip().lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise _BadRequest(400, f"Parameter {name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+def _parse_int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise _BadRequest(400, f"Parameter {name} must be an integer in [{low}, {high}], got {raw!r}")
+    return int(raw)
+
+
+def _parse_export_params(resource: Resource, params: dict[str, str], application_id: str) -> _Query:
+    app = params.get("application_id")
+    if app is None or not app.strip():
+        raise _BadRequest(400, "Parameter application_id is required")
+    if not app.strip().isdigit():
+        raise _BadRequest(400, f"Parameter application_id must be a number, got {app!r}")
+    if app.strip() != application_id:
+        raise _BadRequest(403, f"Forbidden: no access to application_id {app.strip()}")
+    unknown = [k for k in params if k not in _CONTROL_PARAMS and k not in resource.fields]
+    if unknown:
+        raise _BadRequest(400, f"Unknown parameter(s) for {resource.name}: {', '.join(sorted(unknown))}")
+    raw_fields = params.get("fields")
+    if raw_fields is None or not raw_fields.strip():
+        raise _BadRequest(400, "Parameter fields is required (comma-separated field names)")
+    fields = tuple(f.strip() for f in raw_fields.split(","))
+    bad = [f for f in fields if f not in resource.fields]
+    if bad:
+        raise _BadRequest(400, f"Parameter fields has unknown field(s) for {resource.name}: {', '.join(bad)}")
+    if resource.takes_dates:
+        since = _parse_when(params, "date_since", end=False)
+        until = _parse_when(params, "date_until", end=True)
+    else:
+        since = _parse_when({"d": "2000-01-01 00:00:00"}, "d", end=False)
+        until = since
+    if since > until:
+        raise _BadRequest(400, "Parameter date_since must not be later than date_until")
+    if (until.date() - since.date()).days >= MAX_WINDOW_DAYS:
+        raise _BadRequest(400, f"Parameters date_since..date_until span more than {MAX_WINDOW_DAYS} days")
+    dimension = params.get("date_dimension", "default")
+    if dimension not in ("default", "receive"):
+        raise _BadRequest(400, f"Parameter date_dimension must be default or receive, got {dimension!r}")
+    limit = _parse_int(params, "limit", 1, 10**9)
+    parts_count = _parse_int(params, "parts_count", 1, 1024)
+    part_number = _parse_int(params, "part_number", 0, 1023)
+    if (parts_count is None) != (part_number is None):
+        raise _BadRequest(400, "Parameters parts_count and part_number go together")
+    if parts_count is not None and part_number is not None and part_number >= parts_count:
+        raise _BadRequest(400, f"Parameter part_number must be below parts_count ({parts_count})")
+    _parse_bool(params, "skip_unavailable_shards")
+    return _Query(
+        fields=fields,
+        since=since,
+        until=until,
+        date_dimension=dimension,
+        limit=limit,
+        bom=_parse_bool(params, "use_utf8_bom"),
+        parts_count=parts_count or 1,
+        part_number=part_number or 0,
+        filters={k: v for k, v in params.items() if k in resource.fields},
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "DemoAppMetricaLogsAPI/1.0"
+
+    def _dispatch(self) -> None:
+        demo: DemoLogsApiServer = self.server.demo  # type: ignore[attr-defined]
+        response = demo._handle(self.command, self.path, self.headers)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        body = response.body
+        if response.content_length:
+            self.send_header("Content-Length", str(len(body)))
+        if response.truncate or not response.content_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        if self.command != "GET":
+            self.close_connection = True  # a request body, if any, was not read
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if response.truncate:
+            body = body[: len(body) // 2]
+        try:
+            view = memoryview(body)
+            for start in range(0, len(view), 1 << 16):
+                self.wfile.write(view[start : start + (1 << 16)])
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_PUT = _dispatch
+    do_DELETE = _dispatch
+    do_HEAD = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The default writes the request line (with its query) to stderr; keep it out of the way.
+        log.debug("%s %s", self.address_string(), urlsplit(self.path).path)
