@@ -15,7 +15,8 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from lakehouse import pipeline
+from lakehouse import airflow_tasks as steps
+from lakehouse.pipeline import RESOURCES
 from lakehouse.settings import app_timezone
 
 TZ = app_timezone().key
@@ -38,31 +39,31 @@ RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
 def appmetrica_lakehouse() -> None:
     @task
     def resolve_day(params: dict | None = None, data_interval_start: dt.datetime | None = None) -> str:
-        return pipeline.resolve_day((params or {}).get("date"), data_interval_start).isoformat()
+        return steps.resolve_day(params, data_interval_start)
 
     @task(retries=4)
     def extract(resource: str, day: str) -> dict:
-        return pipeline.extract(resource, day, pipeline.appmetrica_settings_from_airflow())
+        return steps.extract(resource, day)
 
     @task
     def build_silver(day: str, extracted: list[dict]) -> dict:
-        return pipeline.silver(day)
+        return steps.silver(day)
 
     @task
     def build_gold(silver: dict) -> dict:
-        return pipeline.gold()
+        return steps.gold()
 
     @task
     def publish(day: str, gold: dict, run_id: str) -> dict:
-        return pipeline.publish(day, run_id)
+        return steps.publish(day, run_id)
 
     @task
     def report(day: str, extracted: list[dict], silver: dict, gold: dict, published: dict, run_id: str) -> dict:
-        return pipeline.write_report(day, run_id, {"extract": extracted, "silver": silver, "gold": gold,
+        return steps.report(day, run_id, {"extract": extracted, "silver": silver, "gold": gold,
                                                    "publish": published})  # fmt: skip
 
     day = resolve_day()
-    extracted = extract.partial(day=day).expand(resource=list(pipeline.RESOURCES))
+    extracted = extract.partial(day=day).expand(resource=list(RESOURCES))
     silver = build_silver(day, extracted)
     gold = build_gold(silver)
     published = publish(day, gold, run_id="{{ run_id }}")

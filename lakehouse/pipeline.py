@@ -42,7 +42,9 @@ def appmetrica_settings_from_airflow(conn_id: str = APPMETRICA_CONN_ID) -> Any:
     from ingest.appmetrica.settings import AppMetricaSettings
 
     conn = BaseHook.get_connection(conn_id)
-    return AppMetricaSettings.from_connection(conn.host, conn.password, conn.extra_dejson)
+    return AppMetricaSettings.from_connection(
+        conn.host, conn.password, conn.extra_dejson, schema=conn.schema, port=conn.port
+    )
 
 
 def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> dict[str, Any]:

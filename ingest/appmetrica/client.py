@@ -44,7 +44,15 @@ _BODY_SNIPPET = 500
 
 
 class LogsApiError(RuntimeError):
-    """The Logs API export failed; the message says which export, what happened and what was tried."""
+    """The Logs API export failed; the message says which export, what happened and what was tried.
+
+    ``retryable`` is False when repeating the same request cannot help (bad parameters, a
+    rejected token, no access): orchestrators should fail at once instead of retrying.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class _MorePartsNeeded(Exception):
@@ -316,16 +324,18 @@ class LogsApiClient:
             if status == 400 and MORE_PARTS_MARKER in body.lower():
                 raise _MorePartsNeeded()
             if status == 400:
-                raise LogsApiError(f"{what}: bad request (HTTP 400): {body.strip()}")
+                raise LogsApiError(f"{what}: bad request (HTTP 400): {body.strip()}", retryable=False)
             if status == 401:
                 raise LogsApiError(
                     f"{what}: the OAuth token was rejected (HTTP 401): {body.strip()} "
-                    "(check the password of the appmetrica_default connection)"
+                    "(check the password of the appmetrica_default connection)",
+                    retryable=False,
                 )
             if status == 403:
                 raise LogsApiError(
                     f"{what}: access denied (HTTP 403): the token was rejected or has no access to "
-                    f"application_id {s.application_id}: {body.strip()}"
+                    f"application_id {s.application_id}: {body.strip()}",
+                    retryable=False,
                 )
             raise LogsApiError(f"{what}: unexpected HTTP {status}: {body.strip()}")
 

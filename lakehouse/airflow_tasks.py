@@ -1,0 +1,72 @@
+"""The DAG's task bodies: pipeline steps plus the Airflow specifics (connections, fail-fast errors).
+
+An error that a retry cannot fix (a bad ``date`` Param, a rejected token, bad request
+parameters, a missing column in an export) fails the task at once with its message instead of
+burning the retries; everything else is raised as is and retried with backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from lakehouse import pipeline
+from lakehouse.settings import ConfigError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail_fast(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn non-retryable errors into ``AirflowFailException`` (no retries), keeping the message."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            from transforms.silver import SilverError
+
+            final = isinstance(exc, ConfigError | SilverError) or getattr(exc, "retryable", True) is False
+            if not final:
+                raise
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+@fail_fast
+def resolve_day(params: dict[str, Any] | None, data_interval_start: dt.datetime | None) -> str:
+    return pipeline.resolve_day((params or {}).get("date"), data_interval_start).isoformat()
+
+
+@fail_fast
+def extract(resource: str, day: str) -> dict[str, Any]:
+    return pipeline.extract(resource, day, pipeline.appmetrica_settings_from_airflow())
+
+
+@fail_fast
+def silver(day: str) -> dict[str, Any]:
+    return pipeline.silver(day)
+
+
+@fail_fast
+def gold() -> dict[str, Any]:
+    return pipeline.gold()
+
+
+@fail_fast
+def publish(day: str, run_id: str) -> dict[str, Any]:
+    return pipeline.publish(day, run_id)
+
+
+@fail_fast
+def report(day: str, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
+    # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
+    extracted = steps.get("extract") or []
+    steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
+    return pipeline.write_report(day, run_id, steps)
