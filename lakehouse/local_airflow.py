@@ -24,6 +24,9 @@ from lakehouse.settings import REPO_ROOT, Layout, parse_day
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
 DEMO_APPLICATION_ID = "1234567"
+# The demo export carries a few spoiled event rows (bad JSON, impossible datetimes, bad device
+# ids) so the demo shows quarantine at work; real connections are never affected.
+DEMO_ANOMALY_RATE = 0.002
 
 
 def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -60,7 +63,9 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
 
     token = secrets.token_urlsafe(24)
     tz = env.get("LAKEHOUSE_APP_TIMEZONE", "Europe/Moscow")
-    with DemoLogsApiServer(token=token, application_id=DEMO_APPLICATION_ID, tz=tz, devices=devices) as server:
+    with DemoLogsApiServer(
+        token=token, application_id=DEMO_APPLICATION_ID, tz=tz, devices=devices, anomaly_rate=DEMO_ANOMALY_RATE
+    ) as server:
         env["AIRFLOW_CONN_APPMETRICA_DEFAULT"] = json.dumps(
             {
                 "conn_type": "http",

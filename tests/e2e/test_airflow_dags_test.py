@@ -76,7 +76,7 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
                       aws_access_key_id="e2e-access-key", aws_secret_access_key=secret)  # fmt: skip
     s3.create_bucket(Bucket=BUCKET)
 
-    with DemoLogsApiServer(token=token, application_id="1234567", devices=400) as api:
+    with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.01) as api:
         env = _env(tmp_path, api.url, token, s3_endpoint, secret)
         proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
                               timeout=1200, check=False)  # fmt: skip
@@ -98,6 +98,10 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
         assert files, table
     events = scalar("select count(*) from read_parquet(?)", f"{data}/silver/events_part/*/*.parquet")
     assert events == report["silver_rows"]["events_part"] > 0
+    # Nothing silently dropped: every exported event row is in silver, a removed duplicate, or quarantined.
+    quarantined = scalar("select count(*) from read_parquet(?)", f"{data}/quarantine/events/*/*.parquet")
+    assert quarantined == report["quarantined_rows"]["events"] > 0
+    assert report["bronze_rows"]["events"] == events + report["duplicates_removed"]["events"] + quarantined
 
     gold_rows = {}
     for mart in MARTS:

@@ -27,7 +27,9 @@ def test_the_full_stack_is_there(compose):
     for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:${POSTGRES_PASSWORD")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+            "postgresql+psycopg2://airflow:${POSTGRES_PASSWORD"
+        )
         assert "healthcheck" in services[name]
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
 

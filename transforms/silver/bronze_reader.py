@@ -139,8 +139,6 @@ def _iter_json(path: Path, header: list[str] | None = None) -> Iterator[Record |
             continue
         missing = [f for f in header if f not in item]
         if missing:
-            yield BadRecord(
-                row, "wrong_field_count", f"missing fields {missing}", json.dumps(item, ensure_ascii=False)
-            )
+            yield BadRecord(row, "wrong_field_count", f"missing fields {missing}", json.dumps(item, ensure_ascii=False))
             continue
         yield Record(row, ["" if item[f] is None else str(item[f]) for f in header])

@@ -72,9 +72,7 @@ def _cast_bool(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     return values, ok
 
 
-def cast_table(
-    raw: dict[str, pa.Array], types: dict[str, pa.DataType], required: tuple[str, ...]
-) -> CastResult:
+def cast_table(raw: dict[str, pa.Array], types: dict[str, pa.DataType], required: tuple[str, ...]) -> CastResult:
     """Type ``raw`` text columns (blank already null) by ``types``; text stays text.
 
     The reason for a bad row is the first of: a required value missing, then a value that does

@@ -307,8 +307,7 @@ def _mobile_devices(obs: pa.Table, day: dt.date) -> pa.Table:
     # Latest known (non-null) value of each attribute over the day, across all resources.
     ordered = _sorted(obs, ["appmetrica_device_id", "seen_at", "source_rank", "bronze_file", "bronze_row"])
     agg = ordered.group_by("appmetrica_device_id", use_threads=False).aggregate(
-        [(a, "last") for a in DEVICE_ATTRS]
-        + [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
+        [(a, "last") for a in DEVICE_ATTRS] + [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
     )
     renames = {f"{a}_last": a for a in DEVICE_ATTRS} | {
         "seen_at_min": "first_seen_at",

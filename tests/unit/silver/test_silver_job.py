@@ -108,8 +108,10 @@ def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(la
     ]
     body = csv_bytes(fields, [[r[f] for f in fields] for r in lines])
     body += b"too,few,fields\n"
-    body += csv_bytes(fields, [[r[f] for f in fields] for r in [event(city="bad")]]).split(b"\n", 1)[1].replace(
-        b"bad", b"\xff\xfe"
+    body += (
+        csv_bytes(fields, [[r[f] for f in fields] for r in [event(city="bad")]])
+        .split(b"\n", 1)[1]
+        .replace(b"bad", b"\xff\xfe")
     )
     write_bronze("events", body)
 
