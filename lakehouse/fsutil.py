@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 TMP_PREFIX = ".tmp-"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder by path (a folder: so a rename inside it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -34,7 +35,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -60,13 +61,13 @@ def staged_dir(target: Path) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage
-        _fsync_dir(stage)
+        fsync_path(stage)
         old = target.with_name(f"{TMP_PREFIX}old-{target.name}.{token}")
         had_old = target.exists()
         if had_old:
             os.replace(target, old)
         os.replace(stage, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
         if had_old:
             shutil.rmtree(old)
     finally:

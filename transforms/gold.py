@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakehouse.fsutil import TMP_PREFIX
+from lakehouse.fsutil import TMP_PREFIX, fsync_path
 from lakehouse.settings import REPO_ROOT, Layout, check_name
 
 log = logging.getLogger(__name__)
@@ -195,14 +195,6 @@ def _marts(manifest: dict[str, Any], run_results: dict[str, Any]) -> list[_Mart]
     return sorted(marts, key=lambda m: m.name)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -229,11 +221,11 @@ def _publish(layout: Layout, marts: list[_Mart]) -> dict[str, dict[str, Any]]:
                     f"copy (select * from {mart.relation} order by {order_by}) "  # noqa: S608 - names from the manifest
                     f"to '{target}' (format parquet, compression zstd)"
                 )
-                _fsync(tmp)
+                fsync_path(tmp)
         summary: dict[str, dict[str, Any]] = {}
         for mart, tmp, final in staged:
             os.replace(tmp, final)
-            _fsync(final.parent)
+            fsync_path(final.parent)
             # readers glob gold/<mart>/**/*.parquet: any other Parquet file there would add rows
             for other in final.parent.rglob("*.parquet"):
                 if other != final:

@@ -589,27 +589,7 @@ def _simulate_day(
             conn = "wifi" if r < dev.wifi_share else ("cell" if r < 0.97 else "unknown")
             if conn == "cell" and not dev.operator:
                 conn = "wifi"
-            device_part = (
-                dev.device_id,
-                city,
-                country,
-                conn,
-                ipv6,
-                dev.locale,
-                dev.manufacturer,
-                dev.model,
-                dev.device_type,
-                dev.google_aid,
-                dev.ios_ifa,
-                dev.ios_ifv,
-                dev.mcc,
-                dev.mnc,
-                dev.operator,
-                dev.original_model,
-                dev.os_name,
-                dev.os_version,
-                dev.windows_aid,
-            )
+            device_part = _device_part(dev, city, country, conn, ipv6)
             recv = start_ts + _receive_delay(rng)
             sessions.append(
                 (
@@ -682,25 +662,7 @@ def _simulate_day(
                     publisher,
                     dev.installation_id,
                     "",
-                    dev.device_id,
-                    dev.city,
-                    dev.country,
-                    "wifi",
-                    ipv6,
-                    dev.locale,
-                    dev.manufacturer,
-                    dev.model,
-                    dev.device_type,
-                    dev.google_aid,
-                    dev.ios_ifa,
-                    dev.ios_ifv,
-                    dev.mcc,
-                    dev.mnc,
-                    dev.operator,
-                    dev.original_model,
-                    dev.os_name,
-                    dev.os_version,
-                    dev.windows_aid,
+                    *_device_part(dev, dev.city, dev.country, "wifi", ipv6),
                     package,
                     version,
                     application_id,
@@ -745,6 +707,15 @@ def _simulate_day(
         if rows and len(rows[0]) != width:  # pragma: no cover - guards the tuple layouts above
             raise AssertionError(f"generator row width {len(rows[0])} != {width} fields of {name}")
     return result
+
+
+def _device_part(dev: _Device, city: str, country: str, conn: str, ipv6: str) -> tuple[str, ...]:
+    """The device fields shared by events, session starts and installs, in resources.py order."""
+    return (
+        dev.device_id, city, country, conn, ipv6, dev.locale, dev.manufacturer, dev.model, dev.device_type,
+        dev.google_aid, dev.ios_ifa, dev.ios_ifv, dev.mcc, dev.mnc, dev.operator, dev.original_model,
+        dev.os_name, dev.os_version, dev.windows_aid,
+    )  # fmt: skip
 
 
 def _spoil(rng: random.Random, row: list[str]) -> None:
