@@ -449,7 +449,7 @@ def _silver_rows(event: dict) -> dict[str, list[dict]]:
     """A row or two for each silver table besides events_part, consistent with ``event``."""
     device, at = event["appmetrica_device_id"], event["event_datetime"]
     seen = {"first_seen_at": at, "last_seen_at": at, "observations": 1}
-    return {
+    rows = {
         "mobile_devices": [{"appmetrica_device_id": device, "os_name": "android", "device_model": "Pixel 8", **seen}],
         "technical_data": [
             {"appmetrica_device_id": device, "installation_id": None, "session_id": 7, "session_started_at": at,
@@ -470,6 +470,8 @@ def _silver_rows(event: dict) -> dict[str, list[dict]]:
         ],
         "user_locations": [{"appmetrica_device_id": device, "country_iso_code": None, "city": None, **seen}],
     }  # fmt: skip
+    lineage = {"bronze_file": "bronze/x", "bronze_row": 1}
+    return {table: [lineage | r for r in table_rows] for table, table_rows in rows.items()}
 
 
 def test_staging_covers_the_whole_silver_layer(built: Built, tmp_path: Path) -> None:

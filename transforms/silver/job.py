@@ -307,9 +307,11 @@ def _mobile_devices(obs: pa.Table, day: dt.date) -> pa.Table:
     # Latest known (non-null) value of each attribute over the day, across all resources.
     ordered = _sorted(obs, ["appmetrica_device_id", "seen_at", "source_rank", "bronze_file", "bronze_row"])
     agg = ordered.group_by("appmetrica_device_id", use_threads=False).aggregate(
-        [(a, "last") for a in DEVICE_ATTRS] + [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
+        [(a, "last") for a in DEVICE_ATTRS]
+        + [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
+        + [("bronze_file", "last"), ("bronze_row", "last")]
     )
-    renames = {f"{a}_last": a for a in DEVICE_ATTRS} | {
+    renames = {f"{a}_last": a for a in (*DEVICE_ATTRS, "bronze_file", "bronze_row")} | {
         "seen_at_min": "first_seen_at",
         "seen_at_max": "last_seen_at",
         "seen_at_count": "observations",
@@ -328,9 +330,11 @@ def _technical_data(obs: pa.Table, day: dt.date) -> pa.Table:
     ordered = _sorted(sessions, [*key, "preference", "seen_at", "bronze_file", "bronze_row"])
     first = pc.ScalarAggregateOptions(skip_nulls=False)
     agg = ordered.group_by(key, use_threads=False).aggregate(
-        [("seen_at", "first", first), ("source_rank", "first", first)] + [(a, "first", first) for a in SESSION_ATTRS]
+        [("seen_at", "first", first), ("source_rank", "first", first)]
+        + [(a, "first", first) for a in (*SESSION_ATTRS, "bronze_file", "bronze_row")]
     )
-    renames = {f"{a}_first": a for a in SESSION_ATTRS} | {"seen_at_first": "session_started_at"}
+    renames = {f"{a}_first": a for a in (*SESSION_ATTRS, "bronze_file", "bronze_row")}
+    renames["seen_at_first"] = "session_started_at"
     agg = agg.rename_columns([renames.get(c, c) for c in agg.column_names])
     source = pc.if_else(pc.equal(agg.column("source_rank_first"), 1), "sessions_starts", "events")
     agg = agg.drop_columns(["source_rank_first"]).append_column("source", source)
@@ -346,20 +350,26 @@ def _user_locations(obs: pa.Table, day: dt.date) -> pa.Table:
         )
     )
     key = ["appmetrica_device_id", "country_iso_code", "city"]
+    located = _sorted(located, [*key, "seen_at", "source_rank", "bronze_file", "bronze_row"])
     agg = located.group_by(key, use_threads=False).aggregate(
-        [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
+        [
+            ("seen_at", "min"),
+            ("seen_at", "max"),
+            ("seen_at", "count"),
+            ("bronze_file", "first"),
+            ("bronze_row", "first"),
+        ]
     )
-    agg = agg.rename_columns(
-        [{"seen_at_min": "first_seen_at", "seen_at_max": "last_seen_at", "seen_at_count": "observations"}.get(c, c)
-         for c in agg.column_names]
-    )  # fmt: skip
+    renames = {"seen_at_min": "first_seen_at", "seen_at_max": "last_seen_at", "seen_at_count": "observations",
+               "bronze_file_first": "bronze_file", "bronze_row_first": "bronze_row"}  # fmt: skip
+    agg = agg.rename_columns([renames.get(c, c) for c in agg.column_names])
     agg = agg.append_column("export_date", pa.array([day] * agg.num_rows, pa.date32()))
     return _sorted(agg, key)
 
 
 def _event_properties(table: pa.Table, parsed: list[dict[str, Any] | None]) -> pa.Table:
-    ids, dates, devices, names = (table.column(c).to_pylist() for c in
-                                  ("event_id", "event_date", "appmetrica_device_id", "event_name"))  # fmt: skip
+    ids, dates, devices, names, files, rows = (table.column(c).to_pylist() for c in
+        ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row"))  # fmt: skip
     out: dict[str, list[Any]] = {k: [] for k in TMP_EVENT_PROPERTIES.schema.names if k != "export_date"}
     for i, obj in enumerate(parsed):
         if not obj:
@@ -372,6 +382,8 @@ def _event_properties(table: pa.Table, parsed: list[dict[str, Any] | None]) -> p
             out["property_path"].append(path)
             out["value_text"].append(text)
             out["value_type"].append(kind)
+            out["bronze_file"].append(files[i])
+            out["bronze_row"].append(rows[i])
     schema = TMP_EVENT_PROPERTIES.schema
     return pa.table({k: pa.array(v, schema.field(k).type) for k, v in out.items()})
 
@@ -471,8 +483,9 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     table = table.rename_columns([PROFILE_RENAMES.get(c, c) for c in table.column_names])
     table = _with_export_date(table, day)
 
-    out: dict[str, list[Any]] = {"profile_id": [], "attribute_name": [], "value_text": [], "value_type": []}
-    for i in keep:
+    out: dict[str, list[Any]] = {k: [] for k in TMP_USER_PROPERTIES.schema.names if k != "export_date"}
+    files, rows = table.column("bronze_file").to_pylist(), table.column("bronze_row").to_pylist()
+    for j, i in enumerate(keep):
         obj = parsed[i]
         if not obj:
             continue
@@ -481,5 +494,8 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
             out["attribute_name"].append(path)
             out["value_text"].append(text)
             out["value_type"].append(kind)
-    attrs = _with_export_date(pa.table({k: pa.array(v, pa.string()) for k, v in out.items()}), day)
+            out["bronze_file"].append(files[j])
+            out["bronze_row"].append(rows[j])
+    schema = TMP_USER_PROPERTIES.schema
+    attrs = _with_export_date(pa.table({k: pa.array(v, schema.field(k).type) for k, v in out.items()}), day)
     return table, attrs

@@ -3,6 +3,9 @@
 Conventions shared by every table:
 - ``export_date`` is the local day whose export the row came from; it is also the partition
   folder (``date=YYYY-MM-DD``), stored in the file too so a single file is self-describing.
+- ``bronze_file`` and ``bronze_row`` (1-based record number, header = 0) trace every row to the
+  bronze record it was parsed from; a derived row (a device, session or location of the day)
+  names the record its values were taken from, as each table's grain says.
 - ``*_datetime`` columns are naive timestamps in the application's time zone (as exported);
   ``*_timestamp`` columns are Unix seconds.
 - Device ids are UInt64 (they exceed the Int64 range in real exports).
@@ -96,13 +99,9 @@ class SilverTable:
     schema: pa.Schema
 
 
-def _schema(cols: list[tuple[str, pa.DataType]] | list[pa.Field], *, lineage: bool) -> pa.Schema:
+def _schema(cols: list[tuple[str, pa.DataType]] | list[pa.Field]) -> pa.Schema:
     fields = [c if isinstance(c, pa.Field) else pa.field(c[0], c[1]) for c in cols]
-    if lineage:
-        fields += LINEAGE
-    else:
-        fields.append(LINEAGE[0])
-    return pa.schema(fields)
+    return pa.schema(fields + LINEAGE)
 
 
 EVENTS_PART = SilverTable(
@@ -130,7 +129,6 @@ EVENTS_PART = SilverTable(
             ("appmetrica_sdk_version", pa.string()),
             ("application_id", pa.int64()),
         ],
-        lineage=True,
     ),
 )
 
@@ -152,7 +150,6 @@ MOBILE_DEVICES = SilverTable(
             pa.field("last_seen_at", TS, nullable=False),
             pa.field("observations", pa.int64(), nullable=False),
         ],
-        lineage=False,
     ),
 )
 
@@ -175,7 +172,6 @@ TECHNICAL_DATA = SilverTable(
             ("mnc", pa.int32()),
             pa.field("source", pa.string(), nullable=False),
         ],
-        lineage=False,
     ),
 )
 
@@ -193,7 +189,6 @@ TMP_EVENT_PROPERTIES = SilverTable(
             ("value_text", pa.string()),
             pa.field("value_type", pa.string(), nullable=False),
         ],
-        lineage=False,
     ),
 )
 
@@ -222,7 +217,6 @@ PERMANENT_USER_PROPERTIES = SilverTable(
             ("os_version", pa.string()),
             ("app_version_name", pa.string()),
         ],
-        lineage=True,
     ),
 )
 
@@ -237,7 +231,6 @@ TMP_USER_PROPERTIES = SilverTable(
             ("value_text", pa.string()),
             pa.field("value_type", pa.string(), nullable=False),
         ],
-        lineage=False,
     ),
 )
 
@@ -254,7 +247,6 @@ USER_LOCATIONS = SilverTable(
             pa.field("last_seen_at", TS, nullable=False),
             pa.field("observations", pa.int64(), nullable=False),
         ],
-        lineage=False,
     ),
 )
 

@@ -182,6 +182,28 @@ def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
     locations = {(r["city"], r["observations"]) for r in read(layout, "user_locations").to_pylist()}
     assert locations == {("Москва", 3), ("Казань", 1)}
 
+    # Derived rows name the bronze record their values came from.
+    events_file = "bronze/appmetrica/events/date=2026-11-01/events.part-00000-of-00001.csv.gz"
+    sessions_file = "bronze/appmetrica/sessions_starts/date=2026-11-01/sessions_starts.part-00000-of-00001.csv.gz"
+    assert (devices[0]["bronze_file"], devices[0]["bronze_row"]) == (events_file, 3)  # the latest observation
+    assert (tech[10000000001]["bronze_file"], tech[10000000001]["bronze_row"]) == (sessions_file, 1)
+    assert (tech[20000000002]["bronze_file"], tech[20000000002]["bronze_row"]) == (events_file, 3)
+    moscow = next(r for r in read(layout, "user_locations").to_pylist() if r["city"] == "Москва")
+    assert (moscow["bronze_file"], moscow["bronze_row"]) == (sessions_file, 1)  # first seen at 07:59:58
+
+
+def test_every_silver_row_is_traceable_to_a_bronze_record(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("events", [event(event_json=TRICKY_JSON, session_id=str(i)) for i in range(1, 4)])
+    write_bronze("profiles_v2", [row("profiles_v2", profile_id="u1", custom_attributes='{"a": {"b": 1}}')])
+    build_silver(DAY, layout)
+    for table in SILVER_TABLES:
+        rows = read(layout, table).to_pylist()
+        assert rows, table
+        for r in rows:
+            bronze = layout.root / r["bronze_file"]
+            assert bronze.is_file() and r["bronze_row"] >= 1, (table, r)
+
 
 def test_profiles_keep_one_row_per_profile_and_flatten_custom_attributes(layout, write_bronze, empty_bronze):
     empty_bronze()

@@ -21,7 +21,9 @@ renamed as (
 
         -- dates
         cast(event_date as date) as event_date,
-        cast(export_date as date) as export_date
+        cast(export_date as date) as export_date,
+        cast(bronze_file as varchar) as bronze_file,
+        cast(bronze_row as bigint) as bronze_row
 
     from source
 

@@ -25,7 +25,9 @@ renamed as (
         cast(observations as bigint) as observations_count,
         cast(first_seen_at as timestamp) as first_seen_at,
         cast(last_seen_at as timestamp) as last_seen_at,
-        cast(export_date as date) as export_date
+        cast(export_date as date) as export_date,
+        cast(bronze_file as varchar) as bronze_file,
+        cast(bronze_row as bigint) as bronze_row
 
     from source
 

@@ -18,7 +18,9 @@ renamed as (
         cast(value_type as varchar) as value_type,
 
         -- dates
-        cast(export_date as date) as export_date
+        cast(export_date as date) as export_date,
+        cast(bronze_file as varchar) as bronze_file,
+        cast(bronze_row as bigint) as bronze_row
 
     from source
 

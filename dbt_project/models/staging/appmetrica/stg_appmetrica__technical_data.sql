@@ -28,7 +28,9 @@ renamed as (
         -- provenance and timestamps
         cast(source.source as varchar) as source_resource,
         cast(session_started_at as timestamp) as session_started_at,
-        cast(export_date as date) as export_date
+        cast(export_date as date) as export_date,
+        cast(bronze_file as varchar) as bronze_file,
+        cast(bronze_row as bigint) as bronze_row
 
     from source
 
