@@ -104,6 +104,10 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "bronze_rows": {e["resource"]: e["rows"] for e in steps.get("extract", [])},
         "silver_rows": silver_summary.get("tables", {}),
         "quarantined_rows": silver_summary.get("quarantined", {}),
+        "quarantined_by_reason": {
+            r: s["quarantined_by_reason"] for r, s in silver_summary.get("resources", {}).items() if s["quarantined"]
+        },
+        "schema_drift": silver_summary.get("schema_drift", {}),
         "duplicates_removed": {r: s["duplicates"] for r, s in silver_summary.get("resources", {}).items()},
         "gold": steps.get("gold", {}),
         "published": steps.get("publish", {}),

@@ -76,7 +76,7 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
                       aws_access_key_id="e2e-access-key", aws_secret_access_key=secret)  # fmt: skip
     s3.create_bucket(Bucket=BUCKET)
 
-    with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.01) as api:
+    with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.004) as api:
         env = _env(tmp_path, api.url, token, s3_endpoint, secret)
         proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
                               timeout=1200, check=False)  # fmt: skip

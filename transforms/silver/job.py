@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.appmetrica.resources import RESOURCES, Resource
-from lakehouse.fsutil import staged_dir
-from lakehouse.settings import Layout
+from lakehouse.fsutil import staged_dir, write_json
+from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
@@ -45,6 +46,7 @@ from transforms.silver.writer import PartitionWriter, WriterLimits
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
+DEFAULT_QUARANTINE_MAX_RATE = 0.01
 SILVER_RESOURCES = ("events", "sessions_starts", "installations", "profiles_v2")
 MANIFEST = "_manifest.json"
 
@@ -403,45 +405,28 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
     parts = {name: _bronze_parts(layout, name, day) for name in SILVER_RESOURCES}
     stats = {name: ResourceStats() for name in SILVER_RESOURCES}
 
-    with contextlib.ExitStack() as stack:
-        folders = {t: stack.enter_context(staged_dir(layout.silver(t, day))) for t in SILVER_TABLES}
-        writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
+    max_rate = quarantine_max_rate()
+    breach: str | None = None
+    # Quarantine and silver are staged separately: when too many rows are quarantined the day's
+    # silver is not replaced, but its quarantine is, so the bad rows can be inspected.
+    with contextlib.ExitStack() as quarantine_stack:
         quarantines = {
-            r: _Quarantine(stack.enter_context(staged_dir(layout.quarantine(r, day))), r, day, limits)
+            r: _Quarantine(quarantine_stack.enter_context(staged_dir(layout.quarantine(r, day))), r, day, limits)
             for r in SILVER_RESOURCES
         }
-        observations: list[pa.Table] = []
-        profiles: list[Batch] = []
-
-        for name in SILVER_RESOURCES:
-            resource = RESOURCES[name]
-            seen: set[str] = set()
-            for batch in _read_batches(resource, parts[name], layout, quarantines[name], stats[name]):
-                batch = _dedup(batch, seen, stats[name])
-                table = batch.table
-                if name == "profiles_v2":
-                    profiles.append(batch)
-                    continue
-                observations.append(_observations(name, table))
-                if name == "events":
-                    table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
-                    table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
-                    table = _with_export_date(table, day)
-                    writers["events_part"].write(table)
-                    writers["tmp_event_properties"].write(
-                        _with_export_date(_event_properties(table, batch.parsed["event_json"]), day)
-                    )
-
-        obs = pa.concat_tables(observations) if observations else _observations("events", _empty_events())
-        writers["mobile_devices"].write(_mobile_devices(obs, day))
-        writers["technical_data"].write(_technical_data(obs, day))
-        writers["user_locations"].write(_user_locations(obs, day))
-        perm, attrs = _profiles(profiles, day, stats["profiles_v2"])
-        writers["permanent_user_properties"].write(perm)
-        writers["tmp_user_properties"].write(attrs)
-
-        tables = {t: w.close() for t, w in writers.items()}
-        quarantined = {r: q.writer.close()["rows"] for r, q in quarantines.items()}
+        try:
+            with contextlib.ExitStack() as silver_stack:
+                folders = {t: silver_stack.enter_context(staged_dir(layout.silver(t, day))) for t in SILVER_TABLES}
+                tables = _write_tables(day, layout, limits, parts, stats, folders, quarantines)
+                quarantined = {r: q.writer.close()["rows"] for r, q in quarantines.items()}
+                breach = _threshold_breach(day, stats, max_rate)
+                if breach:
+                    raise _KeepQuarantineOnly
+        except _KeepQuarantineOnly:
+            pass
+    _write_drift_record(layout, day, stats)
+    if breach:
+        raise SilverError(breach)
 
     summary = {
         "date": day.isoformat(),
@@ -449,11 +434,100 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
         "tables": {t: tables[t]["rows"] for t in SILVER_TABLES},
         "files": {t: tables[t]["files"] for t in SILVER_TABLES},
         "quarantined": quarantined,
+        "schema_drift": {r: s.extra_columns for r, s in stats.items() if s.extra_columns},
     }
     for r, s in stats.items():
         log.info("silver %s %s: %s", day, r, s.as_dict())
     log.info("silver %s tables: %s", day, summary["tables"])
     return summary
+
+
+def _write_tables(
+    day: dt.date,
+    layout: Layout,
+    limits: WriterLimits,
+    parts: dict[str, list[Path]],
+    stats: dict[str, ResourceStats],
+    folders: dict[str, Path],
+    quarantines: dict[str, _Quarantine],
+) -> dict[str, dict[str, Any]]:
+    """Read every resource of the day and write the seven tables into ``folders``."""
+    writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
+    observations: list[pa.Table] = []
+    profiles: list[Batch] = []
+
+    for name in SILVER_RESOURCES:
+        resource = RESOURCES[name]
+        seen: set[str] = set()
+        for batch in _read_batches(resource, parts[name], layout, quarantines[name], stats[name]):
+            batch = _dedup(batch, seen, stats[name])
+            table = batch.table
+            if name == "profiles_v2":
+                profiles.append(batch)
+                continue
+            observations.append(_observations(name, table))
+            if name == "events":
+                table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
+                table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
+                table = _with_export_date(table, day)
+                writers["events_part"].write(table)
+                writers["tmp_event_properties"].write(
+                    _with_export_date(_event_properties(table, batch.parsed["event_json"]), day)
+                )
+
+    obs = pa.concat_tables(observations) if observations else _observations("events", _empty_events())
+    writers["mobile_devices"].write(_mobile_devices(obs, day))
+    writers["technical_data"].write(_technical_data(obs, day))
+    writers["user_locations"].write(_user_locations(obs, day))
+    perm, attrs = _profiles(profiles, day, stats["profiles_v2"])
+    writers["permanent_user_properties"].write(perm)
+    writers["tmp_user_properties"].write(attrs)
+
+    return {t: w.close() for t, w in writers.items()}
+
+
+class _KeepQuarantineOnly(Exception):
+    """Internal: discard the staged silver partitions but keep the staged quarantine."""
+
+
+def quarantine_max_rate() -> float:
+    """The share of a resource's rows that may be quarantined before the day fails.
+
+    Set by ``LAKEHOUSE_QUARANTINE_MAX_RATE`` (0..1, default 0.01 = 1 %).
+    """
+    raw = os.environ.get("LAKEHOUSE_QUARANTINE_MAX_RATE", str(DEFAULT_QUARANTINE_MAX_RATE))
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"LAKEHOUSE_QUARANTINE_MAX_RATE must be a number between 0 and 1, got {raw!r}")
+    return rate
+
+
+def _threshold_breach(day: dt.date, stats: dict[str, ResourceStats], max_rate: float) -> str | None:
+    problems = []
+    for name, s in stats.items():
+        bad = sum(s.quarantined.values())
+        if s.rows_read and bad / s.rows_read > max_rate:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in s.quarantined.most_common())
+            problems.append(f"{name}: {bad} of {s.rows_read} rows ({bad / s.rows_read:.2%}) quarantined ({reasons})")
+    if not problems:
+        return None
+    return (
+        f"silver {day}: too many bad rows, above the {max_rate:.2%} threshold (LAKEHOUSE_QUARANTINE_MAX_RATE): "
+        + "; ".join(problems)
+        + ". The day's silver was not replaced; the bad rows are in quarantine/<resource>/date="
+        + day.isoformat()
+        + "/ with their reasons."
+    )
+
+
+def _write_drift_record(layout: Layout, day: dt.date, stats: dict[str, ResourceStats]) -> None:
+    """Record, per date, columns exported beyond the contract (kept in bronze, not in silver)."""
+    drift = {r: s.extra_columns for r, s in stats.items() if s.extra_columns}
+    write_json(layout.reports / "schema_drift" / f"date={day.isoformat()}" / "drift.json",
+               {"date": day.isoformat(), "extra_columns": drift})  # fmt: skip
 
 
 def _empty_events() -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from conftest import DAY, csv_bytes, row
 
 from ingest.appmetrica.resources import RESOURCES
 from lakehouse.fsutil import sha256_file
+from lakehouse.settings import ConfigError
 from transforms.silver import SilverError, build_silver
 from transforms.silver.schemas import SILVER_TABLES
 from transforms.silver.writer import WriterLimits
@@ -93,7 +95,10 @@ def test_event_properties_are_flattened_to_dotted_paths(layout, write_bronze, em
     }
 
 
-def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(layout, write_bronze, empty_bronze):
+def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(
+    layout, write_bronze, empty_bronze, monkeypatch
+):
+    monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "1")  # 7 of 9 rows are bad on purpose
     empty_bronze()
     fields = list(RESOURCES["events"].fields)
     good = event()
@@ -254,3 +259,46 @@ def test_file_and_row_group_limits(layout, write_bronze, empty_bronze):
     # Files close on row-group boundaries: 8 + 8 > 10 opens a new file, the last 1 row fits beside 8.
     assert [m.num_rows for m in metas] == [8, 8, 9]
     assert all(m.row_group(i).num_rows <= 4 for m in metas for i in range(m.num_row_groups))
+
+
+def test_quarantine_rate_above_threshold_fails_keeps_silver_and_writes_quarantine(
+    layout, write_bronze, empty_bronze, monkeypatch
+):
+    empty_bronze()
+    good = [event(session_id=str(i)) for i in range(1, 100)]
+    write_bronze("events", good)
+    build_silver(DAY, layout)
+    before = sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet")))
+
+    write_bronze("events", [*good, event(event_json="{broken"), event(event_datetime="2026-11-01 25:00:00")])
+    with pytest.raises(SilverError) as err:  # 2 of 101 rows = 1.98 % > 1 %
+        build_silver(DAY, layout)
+    message = str(err.value)
+    assert "events: 2 of 101 rows (1.98%) quarantined (invalid_json 1, invalid_datetime 1)" in message
+    assert "LAKEHOUSE_QUARANTINE_MAX_RATE" in message
+    assert sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet"))) == before
+    quarantined = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet")))
+    assert sorted(quarantined.column("reason").to_pylist()) == ["invalid_datetime", "invalid_json"]
+
+    monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "0.05")
+    summary = build_silver(DAY, layout)  # below a looser threshold the good rows go on
+    assert summary["tables"]["events_part"] == 99 and summary["quarantined"]["events"] == 2
+
+    monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "5%")
+    with pytest.raises(ConfigError, match=r"LAKEHOUSE_QUARANTINE_MAX_RATE.*'5%'"):
+        build_silver(DAY, layout)
+
+
+def test_extra_export_column_is_reported_not_dropped_silently(layout, write_bronze, empty_bronze, caplog):
+    empty_bronze()
+    fields = [*RESOURCES["events"].fields, "session_type"]
+    values = event()
+    path = write_bronze("events", csv_bytes(fields, [[*(values[f] for f in RESOURCES["events"].fields), "fg"]]))
+    with caplog.at_level("WARNING"):
+        summary = build_silver(DAY, layout)
+    assert summary["tables"]["events_part"] == 1
+    assert summary["schema_drift"] == {"events": ["session_type"]}
+    assert any("session_type" in r.getMessage() for r in caplog.records)
+    drift = json.loads((layout.reports / "schema_drift" / "date=2026-11-01" / "drift.json").read_text())
+    assert drift == {"date": "2026-11-01", "extra_columns": {"events": ["session_type"]}}
+    assert b"session_type" in gzip.decompress(path.read_bytes())  # still in bronze
