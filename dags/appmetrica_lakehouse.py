@@ -2,7 +2,8 @@
 ### appmetrica_lakehouse
 
 Daily: AppMetrica Logs API -> **bronze** (raw exports) -> **silver** (seven typed Parquet tables,
-bad rows quarantined) -> **gold** (dbt-duckdb feature marts, tested) -> **publish** (S3 / MinIO, manifest last).
+bad rows quarantined) -> **quality gate** (Great Expectations) -> **gold** (dbt-duckdb feature marts,
+tested) -> **publish** (S3 / MinIO, manifest last).
 
 * Scheduled runs fire at local midnight (`LAKEHOUSE_APP_TIMEZONE`) and process the day that just ended.
 * Trigger with the `date` Param (`YYYY-MM-DD`) to process any day.
@@ -50,7 +51,11 @@ def appmetrica_lakehouse() -> None:
         return steps.silver(day)
 
     @task
-    def build_gold(silver: dict) -> dict:
+    def quality_gate(day: str, silver: dict) -> dict:
+        return steps.quality_gate(day)
+
+    @task
+    def build_gold(quality: dict) -> dict:
         return steps.gold()
 
     @task
@@ -65,7 +70,7 @@ def appmetrica_lakehouse() -> None:
     day = resolve_day()
     extracted = extract.partial(day=day).expand(resource=list(RESOURCES))
     silver = build_silver(day, extracted)
-    gold = build_gold(silver)
+    gold = build_gold(quality_gate(day, silver))
     published = publish(day, gold, run_id="{{ run_id }}")
     report(day, extracted, silver, gold, published, run_id="{{ run_id }}")
 

@@ -27,9 +27,11 @@ def fail_fast(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
+            from transforms.quality.gx_gate import QualityGateError
             from transforms.silver import SilverError
 
-            final = isinstance(exc, ConfigError | SilverError) or getattr(exc, "retryable", True) is False
+            final = isinstance(exc, ConfigError | SilverError | QualityGateError)
+            final = final or getattr(exc, "retryable", True) is False
             if not final:
                 raise
             from airflow.sdk.exceptions import AirflowFailException
@@ -52,6 +54,11 @@ def extract(resource: str, day: str) -> dict[str, Any]:
 @fail_fast
 def silver(day: str) -> dict[str, Any]:
     return pipeline.silver(day)
+
+
+@fail_fast
+def quality_gate(day: str) -> dict[str, Any]:
+    return pipeline.quality_gate(day)
 
 
 @fail_fast

@@ -71,6 +71,20 @@ def silver(day: str | dt.date) -> dict[str, Any]:
     return build_silver(parse_day(day), Layout.from_env())
 
 
+def quality_gate(day: str | dt.date) -> dict[str, Any]:
+    """Run the Great Expectations suites on the day's silver tables; raises when any expectation fails."""
+    from transforms.quality.gx_gate import run_gate
+
+    result = run_gate(parse_day(day), Layout.from_env())
+    log.info("quality gate %s passed for %d silver tables; Data Docs: %s", day, len(result["tables"]),
+             result.get("data_docs"))  # fmt: skip
+    return {
+        "success": result["success"],
+        "evaluated": {t: r["evaluated"] for t, r in result["tables"].items()},
+        "data_docs": result.get("data_docs"),
+    }
+
+
 def gold() -> dict[str, Any]:
     """Build and test the gold marts with dbt (models and tests together)."""
     from transforms.gold import build_gold
@@ -109,6 +123,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         },
         "schema_drift": silver_summary.get("schema_drift", {}),
         "duplicates_removed": {r: s["duplicates"] for r, s in silver_summary.get("resources", {}).items()},
+        "quality_gate": steps.get("quality", {}),
         "gold": steps.get("gold", {}),
         "published": steps.get("publish", {}),
     }
@@ -124,6 +139,7 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
     run_id = run_id or f"cli__{os.getpid()}"
     steps: dict[str, Any] = {"extract": [extract(r, day) for r in RESOURCES]}
     steps["silver"] = silver(day)
+    steps["quality"] = quality_gate(day)
     steps["gold"] = gold()
     steps["publish"] = publish(day, run_id)
     return write_report(day, run_id, steps)

@@ -64,7 +64,7 @@ def test_no_cycles(dagbag):
 
 def test_pipeline_shape(dagbag):
     dag = dagbag.dags["appmetrica_lakehouse"]
-    order = ["resolve_day", "extract", "build_silver", "build_gold", "publish", "report"]
+    order = ["resolve_day", "extract", "build_silver", "quality_gate", "build_gold", "publish", "report"]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert "date" in dag.params
