@@ -369,25 +369,27 @@ def _user_locations(obs: pa.Table, day: dt.date) -> pa.Table:
     return _sorted(agg, key)
 
 
-def _event_properties(table: pa.Table, parsed: list[dict[str, Any] | None]) -> pa.Table:
-    ids, dates, devices, names, files, rows = (table.column(c).to_pylist() for c in
-        ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row"))  # fmt: skip
-    out: dict[str, list[Any]] = {k: [] for k in TMP_EVENT_PROPERTIES.schema.names if k != "export_date"}
+def _flattened(
+    parsed: list[dict[str, Any] | None], source: pa.Table, carry: tuple[str, ...], path_column: str, schema: pa.Schema
+) -> pa.Table:
+    """One row per leaf of each parsed JSON object, carrying ``carry`` columns of its ``source`` row."""
+    carried = {c: source.column(c).to_pylist() for c in carry}
+    out: dict[str, list[Any]] = {k: [] for k in (*carry, path_column, "value_text", "value_type")}
     for i, obj in enumerate(parsed):
         if not obj:
             continue
         for path, text, kind in properties.flatten(obj):
-            out["event_id"].append(ids[i])
-            out["event_date"].append(dates[i])
-            out["appmetrica_device_id"].append(devices[i])
-            out["event_name"].append(names[i])
-            out["property_path"].append(path)
+            for c in carry:
+                out[c].append(carried[c][i])
+            out[path_column].append(path)
             out["value_text"].append(text)
             out["value_type"].append(kind)
-            out["bronze_file"].append(files[i])
-            out["bronze_row"].append(rows[i])
-    schema = TMP_EVENT_PROPERTIES.schema
     return pa.table({k: pa.array(v, schema.field(k).type) for k, v in out.items()})
+
+
+def _event_properties(table: pa.Table, parsed: list[dict[str, Any] | None]) -> pa.Table:
+    carry = ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row")
+    return _flattened(parsed, table, carry, "property_path", TMP_EVENT_PROPERTIES.schema)
 
 
 def _with_export_date(table: pa.Table, day: dt.date) -> pa.Table:
@@ -557,19 +559,9 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     table = table.rename_columns([PROFILE_RENAMES.get(c, c) for c in table.column_names])
     table = _with_export_date(table, day)
 
-    out: dict[str, list[Any]] = {k: [] for k in TMP_USER_PROPERTIES.schema.names if k != "export_date"}
-    files, rows = table.column("bronze_file").to_pylist(), table.column("bronze_row").to_pylist()
-    for j, i in enumerate(keep):
-        obj = parsed[i]
-        if not obj:
-            continue
-        for path, text, kind in properties.flatten(obj):
-            out["profile_id"].append(ids[i])
-            out["attribute_name"].append(path)
-            out["value_text"].append(text)
-            out["value_type"].append(kind)
-            out["bronze_file"].append(files[j])
-            out["bronze_row"].append(rows[j])
-    schema = TMP_USER_PROPERTIES.schema
-    attrs = _with_export_date(pa.table({k: pa.array(v, schema.field(k).type) for k, v in out.items()}), day)
+    kept = [parsed[i] for i in keep]
+    attrs = _flattened(
+        kept, table, ("profile_id", "bronze_file", "bronze_row"), "attribute_name", TMP_USER_PROPERTIES.schema
+    )
+    attrs = _with_export_date(attrs, day)
     return table, attrs
