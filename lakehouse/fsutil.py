@@ -41,11 +41,15 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             tmp.unlink()
 
 
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as pretty, key-sorted UTF-8 JSON with a final newline (manifests, reports)."""
+    return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+
+
 def write_json(path: Path, payload: Any) -> None:
-    """Write ``payload`` as pretty, key-sorted JSON atomically."""
-    data = (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+    """Write ``payload`` as :func:`json_bytes` atomically."""
     with atomic_file(path) as fh:
-        fh.write(data)
+        fh.write(json_bytes(payload))
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.pipeline import DAG_ID
-from lakehouse.settings import REPO_ROOT, Layout, parse_day
+from lakehouse.settings import DEFAULT_APP_TIMEZONE, REPO_ROOT, Layout, parse_day
 
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
@@ -62,7 +62,7 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
     from ingest.appmetrica.demo.server import DemoLogsApiServer
 
     token = secrets.token_urlsafe(24)
-    tz = env.get("LAKEHOUSE_APP_TIMEZONE", "Europe/Moscow")
+    tz = env.get("LAKEHOUSE_APP_TIMEZONE", DEFAULT_APP_TIMEZONE)
     with DemoLogsApiServer(
         token=token, application_id=DEMO_APPLICATION_ID, tz=tz, devices=devices, anomaly_rate=DEMO_ANOMALY_RATE
     ) as server:

@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any
 
+from ingest.appmetrica.resources import RESOURCES as APPMETRICA_RESOURCES
 from lakehouse.settings import ConfigError, Layout, app_timezone, parse_day
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 DAG_ID = "appmetrica_lakehouse"
 APPMETRICA_CONN_ID = "appmetrica_default"
 S3_CONN_ID = "lakehouse_s3"
-RESOURCES = ("events", "sessions_starts", "installations", "profiles_v2")
+# The exported resources, in the order the contract lists them (ingest owns the list).
+RESOURCES = tuple(APPMETRICA_RESOURCES)
 
 
 def resolve_day(param: str | None, data_interval_start: dt.datetime | None) -> dt.date:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import json
 import logging
 import math
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.fsutil import atomic_file, sha256_file, write_json
+from lakehouse.fsutil import atomic_file, json_bytes, sha256_file, write_json
 from lakehouse.settings import DEFAULT_S3_PREFIX, ConfigError, Layout, check_name, parse_day
 
 if TYPE_CHECKING:
@@ -261,11 +260,6 @@ def build_manifest(
     }
 
 
-def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    # Same serialisation as fsutil.write_json, so S3 and local manifests are byte-identical in shape.
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
-
-
 # --------------------------------------------------------------------------------------------
 # S3
 
@@ -416,7 +410,7 @@ def _publish_s3(files: list[GoldFile], manifest: dict[str, Any], *, conn_id: str
                 "unexpectedly (missing or extra keys); not writing the manifest"
             )
 
-    data = _manifest_bytes(manifest)
+    data = json_bytes(manifest)  # as fsutil.write_json writes the local manifests
     _put_json(client, bucket, dated_key, data)
     _put_json(client, bucket, latest_key, data)
 

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
 DEFAULT_QUARANTINE_MAX_RATE = 0.01
-SILVER_RESOURCES = ("events", "sessions_starts", "installations", "profiles_v2")
+SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
 
 # Device attributes carried by every device-level resource, and the per-session technical ones.

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
+from lakehouse.settings import DEFAULT_APP_TIMEZONE
 
 TOKEN_ENV = "DEMO_APPMETRICA_TOKEN"  # noqa: S105 - an env var name, not a secret
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port; default 8765)")
     parser.add_argument("--token", default=None, help=f"OAuth token to accept (default ${TOKEN_ENV} or demo-token)")
     parser.add_argument("--application-id", default="1234567", help="the application id served")
-    parser.add_argument("--tz", default=os.environ.get("LAKEHOUSE_APP_TIMEZONE", "Europe/Moscow"))
+    parser.add_argument("--tz", default=os.environ.get("LAKEHOUSE_APP_TIMEZONE", DEFAULT_APP_TIMEZONE))
     parser.add_argument("--devices", type=int, default=2000, help="device population size (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--polls-before-ready", type=int, default=1, help="202 polls before 200 (default 1)")

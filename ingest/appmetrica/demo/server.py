@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 from ingest.appmetrica.demo.generator import generate_rows, write_csv
 from ingest.appmetrica.resources import RESOURCES, Resource
+from lakehouse.settings import DEFAULT_APP_TIMEZONE
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class DemoLogsApiServer:
         self,
         token: str = "demo-token",  # noqa: S107 - the documented demo token
         application_id: str = "1234567",
-        tz: str = "Europe/Moscow",
+        tz: str = DEFAULT_APP_TIMEZONE,
         devices: int = 2000,
         seed: int = 0,
         polls_before_ready: int = 1,
