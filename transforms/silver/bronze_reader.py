@@ -6,6 +6,7 @@ reported as ``BadRecord`` values, not exceptions, so the good records of the sam
 
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import io
@@ -20,6 +21,8 @@ from typing import IO
 csv.field_size_limit(min(sys.maxsize, (1 << 31) - 1))
 
 BOM = "\ufeff"
+# A field longer than this is quarantined as ``field_too_long`` (the csv module's own default limit).
+MAX_FIELD_CHARS = 131_072
 
 
 class BronzeFormatError(ValueError):
@@ -61,7 +64,12 @@ def _has_surrogates(values: list[str]) -> bool:
 def raw_text(values: list[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(values)
-    return buf.getvalue().encode("utf-8", "backslashreplace").decode("utf-8")
+    return _escaped(buf.getvalue())
+
+
+def _escaped(text: str) -> str:
+    """Text with undecodable bytes (kept as lone surrogates) shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_header(path: Path) -> list[str]:
@@ -82,44 +90,112 @@ def read_header(path: Path) -> list[str]:
     return header
 
 
-def iter_records(path: Path, header: list[str]) -> Iterator[Record | BadRecord]:
-    """Yield every data record of a CSV or JSON bronze file, good or bad, in file order."""
+class _Lines:
+    """Physical lines of a text stream for ``csv.reader``, with push-back and the lines of the current record.
+
+    When a record turns out to be broken (an unbalanced quote swallows the lines after it), the
+    reader keeps only its first line as the bad record and reads the rest again: the good records
+    that the stray quote had swallowed are not lost.
+    """
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._fh = fh
+        self._pending: collections.deque[tuple[int, str]] = collections.deque()
+        self._next_number = 1
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._pending:
+            item = self._pending.popleft()
+        else:
+            text = self._fh.readline()
+            if not text:
+                raise StopIteration
+            item = (self._next_number, text)
+            self._next_number += 1
+        self.taken.append(item)
+        return item[1]
+
+    def push_back(self, items: list[tuple[int, str]]) -> None:
+        self._pending.extendleft(reversed(items))
+
+
+def _line_text(items: list[tuple[int, str]]) -> str:
+    return _escaped("".join(t for _, t in items).rstrip("\r\n"))
+
+
+def iter_records(path: Path, header: list[str], max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[Record | BadRecord]:
+    """Yield every data record of a CSV or JSON bronze file, good or bad, in file order.
+
+    ``row`` counts the records after the header (1-based); details name the physical line. A
+    record broken over several lines (an unbalanced quote) is reported by its first line and the
+    lines after it are read again.
+    """
     if ".json" in path.suffixes:
-        yield from _iter_json(path, header)
+        yield from _iter_json(path, header, max_field_chars)
         return
     width = len(header)
     with _open_text(path) as fh:
-        reader = csv.reader(fh, strict=True)
-        row = 0
+        lines = _Lines(fh)
+        reader = csv.reader(lines, strict=True)
         try:
             next(reader)  # header, validated by read_header
-        except StopIteration:
+        except (StopIteration, csv.Error):
             return
+        row = 0
         while True:
+            lines.taken = []
+            error: str | None = None
             try:
                 values = next(reader)
             except StopIteration:
-                return
+                if not lines.taken:
+                    return
+                values, error = [], "unexpected end of data"
             except csv.Error as exc:
-                row += 1
-                yield BadRecord(row, "broken_csv_record", f"line {reader.line_num}: {exc}", "")
-                continue
+                values, error = [], str(exc)
+            taken = lines.taken
+            if not taken:  # defensive: the reader made no progress
+                return
             row += 1
-            if len(values) != width:
-                yield BadRecord(
-                    row,
-                    "wrong_field_count",
-                    f"line {reader.line_num}: expected {width} fields, found {len(values)}",
-                    raw_text(values),
-                )
-            elif _has_surrogates(values):
-                detail = f"line {reader.line_num}: bytes that are not UTF-8"
-                yield BadRecord(row, "invalid_utf8", detail, raw_text(values))
+            first = taken[0][0]
+            if error is not None or len(values) != width:
+                if len(taken) > 1:
+                    # Keep the first line as the bad record; the lines it swallowed are read again.
+                    lines.push_back(taken[1:])
+                    why = error or f"{len(values)} fields instead of {width}"
+                    detail = f"line {first}: broken record ({why}), likely an unbalanced quote; lines after it re-read"
+                    yield BadRecord(row, "broken_csv_record", detail, _line_text(taken[:1]))
+                elif error is not None:
+                    yield BadRecord(row, "broken_csv_record", f"line {first}: {error}", _line_text(taken))
+                else:
+                    detail = f"line {first}: expected {width} fields, found {len(values)}"
+                    yield BadRecord(row, "wrong_field_count", detail, raw_text(values))
+                continue
+            bad = _field_problem(values, header, max_field_chars)
+            if bad is not None:
+                reason, detail = bad
+                yield BadRecord(row, reason, f"line {first}: {detail}", raw_text(values))
             else:
                 yield Record(row, values)
 
 
-def _iter_json(path: Path, header: list[str] | None = None) -> Iterator[Record | BadRecord]:
+def _field_problem(values: list[str], header: list[str], max_field_chars: int) -> tuple[str, str] | None:
+    """The first structural problem of a record's values: bytes that are not UTF-8, or an oversized field."""
+    if _has_surrogates(values):
+        return "invalid_utf8", "bytes that are not UTF-8"
+    if max(map(len, values), default=0) > max_field_chars:
+        i = max(range(len(values)), key=lambda k: len(values[k]))
+        return "field_too_long", f"{header[i]} has {len(values[i])} characters, over the {max_field_chars} limit"
+    return None
+
+
+def _iter_json(
+    path: Path, header: list[str] | None = None, max_field_chars: int = MAX_FIELD_CHARS
+) -> Iterator[Record | BadRecord]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as fh:
         try:
@@ -141,4 +217,9 @@ def _iter_json(path: Path, header: list[str] | None = None) -> Iterator[Record |
         if missing:
             yield BadRecord(row, "wrong_field_count", f"missing fields {missing}", json.dumps(item, ensure_ascii=False))
             continue
-        yield Record(row, ["" if item[f] is None else str(item[f]) for f in header])
+        values = ["" if item[f] is None else str(item[f]) for f in header]
+        bad = _field_problem(values, header, max_field_chars)
+        if bad is not None:
+            yield BadRecord(row, bad[0], bad[1], json.dumps(item, ensure_ascii=False))
+        else:
+            yield Record(row, values)

@@ -72,11 +72,16 @@ def _cast_bool(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     return values, ok
 
 
-def cast_table(raw: dict[str, pa.Array], types: dict[str, pa.DataType], required: tuple[str, ...]) -> CastResult:
+def cast_table(
+    raw: dict[str, pa.Array],
+    types: dict[str, pa.DataType],
+    required: tuple[str, ...],
+    enums: dict[str, tuple[str, ...]] | None = None,
+) -> CastResult:
     """Type ``raw`` text columns (blank already null) by ``types``; text stays text.
 
     The reason for a bad row is the first of: a required value missing, then a value that does
-    not parse as its column's type (in column order).
+    not parse as its column's type or is outside its column's ``enums`` set (in column order).
     """
     n = len(next(iter(raw.values()))) if raw else 0
     reason = pa.nulls(n, pa.string())
@@ -99,6 +104,10 @@ def cast_table(raw: dict[str, pa.Array], types: dict[str, pa.DataType], required
     for column, arr in raw.items():
         typ = types.get(column, pa.string())
         if typ == pa.string():
+            allowed = (enums or {}).get(column)
+            if allowed is not None:
+                unknown = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, pa.array(allowed, pa.string()))))
+                flag(unknown, "unknown_enum_value", column)
             columns[column] = arr
             continue
         if pa.types.is_integer(typ):

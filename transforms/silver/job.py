@@ -30,6 +30,7 @@ from transforms.silver import properties
 from transforms.silver.bronze_reader import BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
 from transforms.silver.schemas import (
+    ENUM_VALUES,
     EVENTS_PART,
     FIELD_TYPES,
     JSON_FIELDS,
@@ -49,6 +50,8 @@ BATCH_ROWS = 50_000
 DEFAULT_QUARANTINE_MAX_RATE = 0.01
 SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
+# Reasons meaning "the value does not fit the column's contract type"; their detail starts with "<column>=".
+TYPE_REASONS = frozenset({"invalid_integer", "invalid_datetime", "invalid_date", "invalid_boolean"})
 
 # Device attributes carried by every device-level resource, and the per-session technical ones.
 DEVICE_ATTRS = (
@@ -97,6 +100,7 @@ class ResourceStats:
     duplicates: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     extra_columns: list[str] = field(default_factory=list)
+    type_mismatches: Counter[str] = field(default_factory=Counter)  # column -> rows that did not fit its type
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class ResourceStats:
             "quarantined": sum(self.quarantined.values()),
             "quarantined_by_reason": dict(sorted(self.quarantined.items())),
             "extra_columns": self.extra_columns,
+            "type_mismatches": dict(sorted(self.type_mismatches.items())),
         }
 
 
@@ -217,7 +222,7 @@ def _type_batch(
 ) -> Iterator[Batch]:
     columns = list(zip(*rows, strict=True))
     raw = {f: blank_to_null(pa.array(columns[i], pa.string())) for i, f in enumerate(resource.fields)}
-    result = cast_table(raw, types, required)
+    result = cast_table(raw, types, required, ENUM_VALUES)
     reasons = result.reason.to_pylist()
     details = result.detail.to_pylist()
 
@@ -249,6 +254,8 @@ def _type_batch(
         )
         for i in bad_idx:
             stats.quarantined[reasons[i]] += 1
+            if reasons[i] in TYPE_REASONS:
+                stats.type_mismatches[details[i].split("=", 1)[0]] += 1
 
     mask = pa.array(good)
     table = pa.table(result.columns).filter(mask)
@@ -437,6 +444,7 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
         "files": {t: tables[t]["files"] for t in SILVER_TABLES},
         "quarantined": quarantined,
         "schema_drift": {r: s.extra_columns for r, s in stats.items() if s.extra_columns},
+        "type_mismatches": {r: dict(s.type_mismatches) for r, s in stats.items() if s.type_mismatches},
     }
     for r, s in stats.items():
         log.info("silver %s %s: %s", day, r, s.as_dict())
@@ -526,10 +534,15 @@ def _threshold_breach(day: dt.date, stats: dict[str, ResourceStats], max_rate: f
 
 
 def _write_drift_record(layout: Layout, day: dt.date, stats: dict[str, ResourceStats]) -> None:
-    """Record, per date, columns exported beyond the contract (kept in bronze, not in silver)."""
+    """Record, per date, columns exported beyond the contract (kept in bronze, not in silver) and, per
+    column, the rows whose value no longer fits the contract type (quarantined)."""
     drift = {r: s.extra_columns for r, s in stats.items() if s.extra_columns}
+    mismatches = {r: dict(sorted(s.type_mismatches.items())) for r, s in stats.items() if s.type_mismatches}
+    for resource, columns in mismatches.items():
+        log.warning("schema drift %s %s: values that do not fit the contract type (rows quarantined): %s",
+                    resource, day, columns)  # fmt: skip
     write_json(layout.reports / "schema_drift" / f"date={day.isoformat()}" / "drift.json",
-               {"date": day.isoformat(), "extra_columns": drift})  # fmt: skip
+               {"date": day.isoformat(), "extra_columns": drift, "type_mismatches": mismatches})  # fmt: skip
 
 
 def _empty_events() -> pa.Table:

@@ -58,6 +58,14 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "profiles_v2": ("profile_id",),
 }
 
+# Closed sets of values (as AppMetrica exports them); any other value quarantines the row as
+# ``unknown_enum_value``. The GX suites check the same sets on silver (a test keeps them equal).
+ENUM_VALUES: dict[str, tuple[str, ...]] = {
+    "os_name": ("android", "ios", "windows"),
+    "device_type": ("phone", "tablet", "unknown"),
+    "connection_type": ("cell", "unknown", "wifi"),
+}
+
 # Fields holding a JSON object serialized as text.
 JSON_FIELDS = ("event_json", "custom_attributes")
 

@@ -21,6 +21,11 @@ Fault hooks for tests (consumed in order by the next export requests)::
     server.inject(truncate=True)               # the next 200 sends half its body, then closes
     server.inject(truncate=True, content_length=False)  # same, without a Content-Length header
 
+Data hooks for tests (applied when an export is first rendered, CSV only)::
+
+    server.tamper("events", rows=fn)   # fn(fields, rows) -> (fields, rows): edit values, add/drop columns
+    server.tamper("events", body=fn)   # fn(csv_bytes) -> bytes: byte-level damage (bad quotes, non-UTF-8)
+
 The request log ``server.requests`` holds ``(method, path, params, status)``; it never holds a token.
 """
 
@@ -35,6 +40,7 @@ import json
 import logging
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -87,6 +93,10 @@ class _BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+RowsHook = Callable[[list[str], list[dict[str, str]]], tuple[list[str], list[dict[str, str]]]]
+BodyHook = Callable[[bytes], bytes]
 
 
 @dataclass
@@ -161,6 +171,7 @@ class DemoLogsApiServer:
         self.requests: list[tuple[str, str, dict[str, str], int]] = []
         self._exports: collections.OrderedDict[tuple[Any, ...], _Export] = collections.OrderedDict()
         self._faults: collections.deque[_Fault] = collections.deque()
+        self._tampers: dict[str, tuple[RowsHook | None, BodyHook | None]] = {}
         self._lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -240,6 +251,20 @@ class DemoLogsApiServer:
             for _ in range(times):
                 self._faults.append(_Fault(status, body, truncate, content_length, dict(headers or {})))
 
+    def tamper(self, resource: str, *, rows: RowsHook | None = None, body: BodyHook | None = None) -> None:
+        """Damage the CSV exports of ``resource`` rendered from now on (tests of the quarantine and drift).
+
+        ``rows(fields, rows)`` gets the export's field names and row dicts and returns the (possibly
+        changed) pair that is written as CSV; ``body(data)`` then gets the CSV bytes and returns the
+        bytes served. Exports already rendered keep their bytes; :meth:`reset` removes every hook.
+        """
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}; known: {', '.join(RESOURCES)}")
+        if rows is None and body is None:
+            raise ValueError("tamper() needs rows=... and/or body=...")
+        with self._lock:
+            self._tampers[resource] = (rows, body)
+
     def clear_faults(self) -> None:
         """Drop every scripted response not yet used."""
         with self._lock:
@@ -250,6 +275,7 @@ class DemoLogsApiServer:
         with self._lock:
             self._exports.clear()
             self._faults.clear()
+            self._tampers.clear()
             self.requests.clear()
 
     def statuses(self) -> list[int]:
@@ -356,9 +382,16 @@ class DemoLogsApiServer:
     def _render(self, resource: Resource, fmt: str, query: _Query) -> tuple[bytes, int]:
         rows = self._select_rows(resource, query)
         if fmt == "csv":
+            rows_hook, body_hook = self._tampers.get(resource.name, (None, None))
+            fields: list[str] = list(query.fields)
+            if rows_hook is not None:
+                fields, rows = rows_hook(fields, [dict(r) for r in rows])
             buf = io.StringIO(newline="")
-            write_csv(([row[f] for f in query.fields] for row in rows), query.fields, buf, bom=query.bom)
-            return buf.getvalue().encode("utf-8"), len(rows)
+            write_csv(([row.get(f, "") for f in fields] for row in rows), fields, buf, bom=query.bom)
+            data = buf.getvalue().encode("utf-8")
+            if body_hook is not None:
+                data = body_hook(data)
+            return data, len(rows)
         data = [{f: row[f] for f in query.fields} for row in rows]
         text = json.dumps({"data": data}, ensure_ascii=False)
         return (("\ufeff" if query.bom else "") + text).encode("utf-8"), len(rows)

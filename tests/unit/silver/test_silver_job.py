@@ -300,5 +300,5 @@ def test_extra_export_column_is_reported_not_dropped_silently(layout, write_bron
     assert summary["schema_drift"] == {"events": ["session_type"]}
     assert any("session_type" in r.getMessage() for r in caplog.records)
     drift = json.loads((layout.reports / "schema_drift" / "date=2026-11-01" / "drift.json").read_text())
-    assert drift == {"date": "2026-11-01", "extra_columns": {"events": ["session_type"]}}
+    assert drift == {"date": "2026-11-01", "extra_columns": {"events": ["session_type"]}, "type_mismatches": {}}
     assert b"session_type" in gzip.decompress(path.read_bytes())  # still in bronze
