@@ -55,24 +55,27 @@ def appmetrica_lakehouse() -> None:
         return steps.quality_gate(day)
 
     @task
-    def build_gold(quality: dict) -> dict:
-        return steps.gold()
+    def build_gold(day: str, quality: dict) -> dict:
+        return steps.gold(day)
 
     @task
     def publish(day: str, gold: dict, run_id: str) -> dict:
         return steps.publish(day, run_id)
 
-    @task
-    def report(day: str, extracted: list[dict], silver: dict, gold: dict, published: dict, run_id: str) -> dict:
-        return steps.report(day, run_id, {"extract": extracted, "silver": silver, "gold": gold,
-                                                   "publish": published})  # fmt: skip
+    @task(trigger_rule="all_done")  # writes the summary of failed runs too, then fails them
+    def report(
+        day: str, extracted: list, silver: dict, quality: dict, gold: dict, published: dict, run_id: str
+    ) -> dict:
+        return steps.report(day, run_id, {"extract": extracted, "silver": silver, "quality": quality, "gold": gold,
+                                          "publish": published})  # fmt: skip
 
     day = resolve_day()
     extracted = extract.partial(day=day).expand(resource=list(RESOURCES))
     silver = build_silver(day, extracted)
-    gold = build_gold(quality_gate(day, silver))
+    quality = quality_gate(day, silver)
+    gold = build_gold(day, quality)
     published = publish(day, gold, run_id="{{ run_id }}")
-    report(day, extracted, silver, gold, published, run_id="{{ run_id }}")
+    report(day, extracted, silver, quality, gold, published, run_id="{{ run_id }}")
 
 
 appmetrica_lakehouse()

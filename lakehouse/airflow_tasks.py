@@ -46,34 +46,56 @@ def resolve_day(params: dict[str, Any] | None, data_interval_start: dt.datetime 
     return pipeline.resolve_day((params or {}).get("date"), data_interval_start).isoformat()
 
 
+def _recorded(step: str, day: str, call: Callable[[], R]) -> R:
+    """Run a step, keeping its failure for the run summary (and forgetting an earlier one on success)."""
+    try:
+        result = call()
+    except Exception as exc:
+        pipeline.record_failure(day, step, exc)
+        raise
+    pipeline.clear_failure(day, step)
+    return result
+
+
 @fail_fast
 def extract(resource: str, day: str) -> dict[str, Any]:
-    return pipeline.extract(resource, day, pipeline.appmetrica_settings_from_airflow())
+    return _recorded(
+        f"extract_{resource}", day, lambda: pipeline.extract(resource, day, pipeline.appmetrica_settings_from_airflow())
+    )
 
 
 @fail_fast
 def silver(day: str) -> dict[str, Any]:
-    return pipeline.silver(day)
+    return _recorded("silver", day, lambda: pipeline.silver(day))
 
 
 @fail_fast
 def quality_gate(day: str) -> dict[str, Any]:
-    return pipeline.quality_gate(day)
+    return _recorded("quality", day, lambda: pipeline.quality_gate(day))
 
 
 @fail_fast
-def gold() -> dict[str, Any]:
-    return pipeline.gold()
+def gold(day: str) -> dict[str, Any]:
+    return _recorded("gold", day, pipeline.gold)
 
 
 @fail_fast
 def publish(day: str, run_id: str) -> dict[str, Any]:
-    return pipeline.publish(day, run_id)
+    return _recorded("publish", day, lambda: pipeline.publish(day, run_id))
 
 
-@fail_fast
-def report(day: str, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
+def report(day: str | None, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
+    """Write the run summary whatever happened upstream; fail (so the run fails) when a step failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not day:
+        raise AirflowFailException("the run's day could not be resolved (see the resolve_day task log)")
     # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
     extracted = steps.get("extract") or []
     steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
-    return pipeline.write_report(day, run_id, steps)
+    summary = pipeline.write_report(day, run_id, steps)
+    if summary["status"] != "success":
+        step = summary["failed_step"]
+        errors = "; ".join(f"{name}: {f['error']}" for name, f in summary["failures"].items()) or "see its task log"
+        raise AirflowFailException(f"the run for {day} failed at step {step!r}: {errors}")
+    return summary

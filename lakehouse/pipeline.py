@@ -106,42 +106,103 @@ def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     }
 
 
+def run_dir(day: str | dt.date, layout: Layout | None = None) -> Any:
+    """The folder of one day's run records: ``reports/<dag>/date=D/``."""
+    layout = layout or Layout.from_env()
+    return layout.reports / DAG_ID / f"date={parse_day(day).isoformat()}"
+
+
+def record_failure(day: str | dt.date, step: str, exc: BaseException) -> None:
+    """Keep why ``step`` failed for the run summary (the message carries no secret: errors never hold one)."""
+    from lakehouse.fsutil import write_json
+
+    details = getattr(exc, "result", None) or getattr(exc, "failures", None)
+    record = {"step": step, "error": f"{type(exc).__name__}: {exc}",
+              "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    if details:
+        record["details"] = details
+    write_json(run_dir(day) / "failures" / f"{step}.json", record)
+
+
+def clear_failure(day: str | dt.date, step: str) -> None:
+    """Forget an earlier failure of ``step`` once it succeeded (a retry or a rerun)."""
+    (run_dir(day) / "failures" / f"{step}.json").unlink(missing_ok=True)
+
+
 def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
-    """Write the run summary to ``reports/<dag>/date=D/summary.json`` and return it."""
+    """Write the run summary to ``reports/<dag>/date=D/summary.json`` and return it.
+
+    ``steps`` maps each step to its result; a step that failed or never ran is missing or None.
+    The summary's ``status`` is ``success`` only when every step produced its result; otherwise
+    ``failed_step`` names the first step without one and ``failures`` holds the recorded errors.
+    """
+    import json
+
     from lakehouse.fsutil import write_json
 
     day = parse_day(day)
+    folder = run_dir(day)
+    extracted = [e for e in (steps.get("extract") or []) if e]
     silver_summary = steps.get("silver") or {}
+    failures: dict[str, Any] = {}
+    for path in sorted((folder / "failures").glob("*.json")):
+        record = json.loads(path.read_text())
+        failures[record.get("step", path.stem)] = {k: v for k, v in record.items() if k != "step"}
+    done = {
+        "extract": bool(steps.get("extract")) and len(extracted) == len(steps["extract"]),
+        **{step: steps.get(step) is not None for step in ("silver", "quality", "gold", "publish")},
+    }
+    failed_step = next((step for step, ok in done.items() if not ok), None)
     report = {
         "dag_id": DAG_ID,
         "date": day.isoformat(),
         "run_id": run_id,
+        "status": "success" if failed_step is None else "failed",
+        "failed_step": failed_step,
+        "failures": failures,
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "bronze_rows": {e["resource"]: e["rows"] for e in steps.get("extract", [])},
+        "bronze_rows": {e["resource"]: e["rows"] for e in extracted},
         "silver_rows": silver_summary.get("tables", {}),
         "quarantined_rows": silver_summary.get("quarantined", {}),
         "quarantined_by_reason": {
             r: s["quarantined_by_reason"] for r, s in silver_summary.get("resources", {}).items() if s["quarantined"]
         },
         "schema_drift": silver_summary.get("schema_drift", {}),
+        "type_mismatches": silver_summary.get("type_mismatches", {}),
         "duplicates_removed": {r: s["duplicates"] for r, s in silver_summary.get("resources", {}).items()},
-        "quality_gate": steps.get("quality", {}),
-        "gold": steps.get("gold", {}),
-        "published": steps.get("publish", {}),
+        "quality_gate": steps.get("quality") or {},
+        "gold": steps.get("gold") or {},
+        "published": steps.get("publish") or {},
     }
-    path = Layout.from_env().reports / DAG_ID / f"date={day.isoformat()}" / "summary.json"
+    path = folder / "summary.json"
     write_json(path, report)
-    log.info("run summary written to %s", path)
+    for step_file in (folder / "failures").glob("*.json"):
+        step_file.unlink()  # consumed: the summary holds them now
+    log.info("run summary (%s) written to %s:\n%s", report["status"], path, json.dumps(report, indent=2))
     return report
 
 
 def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
-    """Run every step for one day in this process, in order (the CLI's ``lakehouse run``)."""
+    """Run every step for one day in this process, in order (the CLI's ``lakehouse run``).
+
+    When a step fails, the summary is still written (``status: failed``) and the error is raised.
+    """
     day = parse_day(day)
     run_id = run_id or f"cli__{os.getpid()}"
-    steps: dict[str, Any] = {"extract": [extract(r, day) for r in RESOURCES]}
-    steps["silver"] = silver(day)
-    steps["quality"] = quality_gate(day)
-    steps["gold"] = gold()
-    steps["publish"] = publish(day, run_id)
+    steps: dict[str, Any] = {}
+    plan = [
+        ("extract", lambda: [extract(r, day) for r in RESOURCES]),
+        ("silver", lambda: silver(day)),
+        ("quality", lambda: quality_gate(day)),
+        ("gold", lambda: gold()),
+        ("publish", lambda: publish(day, run_id)),
+    ]
+    for step, call in plan:
+        try:
+            steps[step] = call()
+        except Exception as exc:
+            record_failure(day, step, exc)
+            write_report(day, run_id, steps)
+            raise
+        clear_failure(day, step)
     return write_report(day, run_id, steps)

@@ -114,3 +114,11 @@ def test_dag_file_imports_nothing_heavy():
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
+
+
+def test_the_report_runs_after_every_step_whatever_their_outcome(dagbag):
+    dag = dagbag.dags["appmetrica_lakehouse"]
+    report = dag.get_task("report")
+    assert report.trigger_rule == "all_done"
+    upstream = {t.task_id for t in report.upstream_list}
+    assert {"extract", "build_silver", "quality_gate", "build_gold", "publish"} <= upstream
