@@ -1,9 +1,16 @@
 """AppMetrica Logs API client: one export (resource x day) downloaded to files, bytes exactly as sent.
 
 Protocol (see shared/APPMETRICA_LOGS_API.md): the first request queues an export (202), the identical
-request is repeated until the file is ready (200); 429/420 mean "quota, wait"; 5xx and broken connections
-are retried with capped exponential backoff; a 400 saying "Try to use more parts" restarts the export in
-``parts_count`` = 2, 4, 8 ... parts; any other 4xx fails at once.
+request is repeated until the file is ready (200); 429/420 mean "quota, wait"; 5xx, refused or reset
+connections, read timeouts and bodies that arrive incomplete (Content-Length not reached, a cut gzip
+stream, a stall longer than ``read_timeout_seconds``) are retried with capped exponential backoff and
+jitter; a 400 saying "Try to use more parts" restarts the export in ``parts_count`` = 2, 4, 8 ... parts;
+400/401/403 fail at once (``LogsApiError.retryable`` is False) naming the cause.
+
+Every wait of one part (202 polls, quota waits, backoff, and the time spent in the requests themselves)
+is bounded by ``poll_timeout_seconds``; consecutive failures by ``retries``. A final failure raises
+``LogsApiError`` naming the resource, the date window, the last problem and the number of attempts; the
+part being written is only ever a hidden temporary file, removed on failure.
 
 The token travels only in the ``Authorization`` header; no log line or error message contains it.
 """
@@ -240,35 +247,50 @@ class LogsApiClient:
         if parts_count > 1:
             params["parts_count"] = str(parts_count)
             params["part_number"] = str(part_number)
-        what = f"AppMetrica export {res.name} for {day}" + (
-            f" (part {part_number + 1}/{parts_count})" if parts_count > 1 else ""
+        window = (
+            f"window {params['date_since']} .. {params['date_until']}" if "date_since" in params else "no date window"
+        )
+        what = f"AppMetrica export {res.name} for {day} ({window}" + (
+            f", part {part_number + 1}/{parts_count})" if parts_count > 1 else ")"
         )
         started = self._clock()
         failures = 0
         polls = 0
-        last_problem = ""
+        attempts = 0
+
+        def elapsed() -> float:
+            return max(0.0, self._clock() - started)
+
+        def fail_on_deadline(problem: str) -> float:
+            """The time left before poll_timeout_seconds; LogsApiError when none is left."""
+            waited = elapsed()
+            if waited >= s.poll_timeout_seconds:
+                raise LogsApiError(
+                    f"{what}: gave up after waiting {_secs(waited)} s (poll_timeout_seconds is "
+                    f"{s.poll_timeout_seconds:g}): {attempts} attempt(s), {polls} poll(s); last problem: {problem}"
+                )
+            return s.poll_timeout_seconds - waited
 
         def backoff_or_fail(problem: str) -> None:
-            nonlocal failures, last_problem
+            nonlocal failures
             failures += 1
-            last_problem = problem
             if failures > s.retries:
-                raise LogsApiError(f"{what} failed after {s.retries} retries; last problem: {problem}")
-            delay = self._backoff(failures)
-            log.warning("%s: %s; retry %d/%d in %.1f s", what, problem, failures, s.retries, delay)
+                raise LogsApiError(
+                    f"{what} failed after {s.retries} retries; last problem: {problem}; "
+                    f"{attempts} attempt(s) in {_secs(elapsed())} s"
+                )
+            left = fail_on_deadline(problem)
+            delay = min(self._backoff(failures), left)
+            log.warning("%s: %s; retry %d/%d in %.2f s", what, problem, failures, s.retries, delay)
             self._sleep(delay)
 
         def wait_bounded(delay: float, reason: str) -> None:
-            waited = self._clock() - started
-            if waited >= s.poll_timeout_seconds:
-                raise LogsApiError(
-                    f"{what}: not ready after waiting {waited:.0f} s ({polls} poll(s), last: {reason}); "
-                    f"poll_timeout_seconds is {s.poll_timeout_seconds:g}"
-                )
-            self._sleep(max(0.0, min(delay, s.poll_timeout_seconds - waited)))
+            left = fail_on_deadline(reason)
+            self._sleep(max(0.0, min(delay, left)))
 
         log.info("%s: requesting %s", what, url)
         while True:
+            attempts += 1
             try:
                 resp = self.session.get(
                     url,
@@ -278,8 +300,11 @@ class LogsApiClient:
                     timeout=(s.connect_timeout_seconds, s.read_timeout_seconds),
                     allow_redirects=False,
                 )
+            except requests.ReadTimeout:
+                backoff_or_fail(f"no response within read_timeout_seconds ({s.read_timeout_seconds:g} s)")
+                continue
             except (requests.ConnectionError, requests.Timeout) as exc:
-                backoff_or_fail(f"{type(exc).__name__}: {_short(exc)}")
+                backoff_or_fail(f"{type(exc).__name__}: {self._scrub(_short(exc))}")
                 continue
             with resp:
                 status = resp.status_code
@@ -287,7 +312,7 @@ class LogsApiClient:
                     try:
                         result = self._download(resp, res, dest_dir, part_number, parts_count)
                     except _BrokenBody as exc:
-                        backoff_or_fail(f"broken body: {exc}")
+                        backoff_or_fail(f"broken body: {self._scrub(str(exc))}")
                         continue
                     log.info(
                         "%s: ready, stored %s (%d bytes, %s, %d rows)",
@@ -298,7 +323,7 @@ class LogsApiClient:
                         result.rows,
                     )
                     return result
-                body = _read_text(resp)
+                body = self._scrub(_read_text(resp))
             if status == 202:
                 failures = 0
                 polls += 1
@@ -316,7 +341,7 @@ class LogsApiClient:
                 log.warning(
                     "%s: quota (HTTP %d: %s); waiting %g s", what, status, body.strip()[:200], s.quota_wait_seconds
                 )
-                wait_bounded(s.quota_wait_seconds, f"HTTP {status} quota")
+                wait_bounded(s.quota_wait_seconds, f"HTTP {status} quota: {body.strip()[:200]}")
                 continue
             if status >= 500:
                 backoff_or_fail(f"HTTP {status}: {body.strip()[:200]}")
@@ -340,9 +365,16 @@ class LogsApiClient:
             raise LogsApiError(f"{what}: unexpected HTTP {status}: {body.strip()}")
 
     def _backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1, 2, ...): ``min(cap, base * 2**(attempt-1))`` times a
+        uniform factor in [0.5, 1] (jitter from the injectable ``rng``), so never above the cap."""
         s = self.settings
-        ceiling = min(s.backoff_cap_seconds, s.backoff_base_seconds * (2 ** (attempt - 1)))
+        ceiling = min(s.backoff_cap_seconds, s.backoff_base_seconds * (2 ** min(attempt - 1, 64)))
         return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the token masked, should a server or proxy ever echo it back."""
+        token = self.settings.token
+        return text.replace(token, "***") if token and token in text else text
 
     def _download(
         self, resp: requests.Response, res: Resource, dest_dir: Path, part_number: int, parts_count: int
@@ -362,7 +394,7 @@ class LogsApiClient:
                     digest.update(chunk)
                     size += len(chunk)
                 if expected is not None and size != expected:
-                    raise _BrokenBody(f"got {size} of {expected} bytes (Content-Length)")
+                    raise _BrokenBody(f"Content-Length not reached: got {size} of {expected} bytes")
                 fh.flush()
                 try:
                     rows = count_rows(Path(fh.name), fmt, gzipped=encoding == "gzip")
@@ -371,7 +403,7 @@ class LogsApiClient:
                 except (csv.Error, ValueError) as exc:
                     raise _BrokenBody(f"body is not a readable {fmt} export: {_short(exc)}") from None
         except (urllib3.exceptions.HTTPError, requests.RequestException) as exc:
-            raise _BrokenBody(f"connection broke after {size} bytes: {_short(exc)}") from None
+            raise _BrokenBody(self._stream_problem(exc, size, expected)) from None
         return PartResult(
             file=name,
             part_number=part_number,
@@ -383,10 +415,34 @@ class LogsApiClient:
             rows=rows,
         )
 
+    def _stream_problem(self, exc: BaseException, size: int, expected: int | None) -> str:
+        """Name what broke a 200 body: a stall, a reset, a short body, or another connection error."""
+        text = _short(exc)
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError | requests.Timeout | TimeoutError):
+            return (
+                f"body stalled: no data for read_timeout_seconds ({self.settings.read_timeout_seconds:g} s) "
+                f"after {size} bytes"
+            )
+        if "ConnectionResetError" in text or isinstance(exc, ConnectionResetError):
+            return f"connection reset by the server after {size} bytes"
+        if "IncompleteRead" in text and expected is not None:
+            return f"Content-Length not reached: got {size} of {expected} bytes"
+        return f"connection broke after {size} bytes: {text}"
+
+
+def _secs(seconds: float) -> str:
+    """Seconds for messages: ``30``, ``1.3``."""
+    return f"{round(seconds, 1):g}"
+
 
 def _raw_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """The body exactly as received (no content decoding), in chunks of at most 1 MiB."""
-    yield from resp.raw.stream(STREAM_CHUNK, decode_content=False)
+    """The body exactly as received (no content decoding), in chunks of at most 1 MiB.
+
+    ``read1`` hands over whatever has arrived, so bytes received before a stall or a reset are
+    written and counted rather than held in a buffer that the error discards.
+    """
+    while chunk := resp.raw.read1(STREAM_CHUNK, decode_content=False):
+        yield chunk
 
 
 def _content_length(resp: requests.Response) -> int | None:

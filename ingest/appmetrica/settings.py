@@ -43,9 +43,23 @@ _EXTRA_OPTIONS: dict[str, type] = {
 class AppMetricaSettings:
     """Everything the Logs API client needs; validated on construction.
 
-    ``base_url`` is stored without a trailing slash. Times are seconds. ``retries`` bounds the
-    consecutive retries of a 5xx, a connection error or a broken body; 202 polling and 429/420 quota
-    waits are bounded by ``poll_timeout_seconds`` instead.
+    ``base_url`` is stored without a trailing slash. Times are seconds. Every option below may be set
+    in the connection's ``extra``:
+
+    - ``poll_interval_seconds`` (5): the wait between two polls of a queued export (202).
+    - ``poll_timeout_seconds`` (600): the most one export part may take, from its first request: 202
+      polling, 429/420 quota waits, retry backoff and the requests themselves. Past it the export
+      fails naming the timeout.
+    - ``quota_wait_seconds`` (60): the wait after a 429/420 ("already 3 enqueued queries").
+    - ``retries`` (5): consecutive retries of a 5xx, a refused/reset connection, a read timeout or a
+      broken body (Content-Length not reached, cut gzip) before the export fails.
+    - ``backoff_base_seconds`` (1) and ``backoff_cap_seconds`` (60): retry ``n`` waits
+      ``min(cap, base * 2**(n-1))`` times a random factor in [0.5, 1] (jitter).
+    - ``connect_timeout_seconds`` (30): to open the connection.
+    - ``read_timeout_seconds`` (300): the longest silence accepted while waiting for the response or
+      inside a body; a stalled body is dropped and retried.
+    - ``max_parts`` (64): the most parts an export may be split into on "Try to use more parts".
+    - ``format`` (``csv``): ``csv`` or ``json``.
     """
 
     base_url: str

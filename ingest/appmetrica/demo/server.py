@@ -7,6 +7,8 @@ Behaviour:
 - The first request of an export (identity: resource, format and every query parameter) queues it:
   202 ``Wait for result``; identical requests poll (202 ``Progress is N%``) until ``polls_before_ready``
   polls happened, then 200 with the whole file, served again on every later identical request.
+  ``polls_before_ready`` large gives a long 202 sequence; ``progress_bodies=False`` makes every 202
+  body empty (no ``Wait for result``, no ``Progress is N%``: the client must not depend on the text).
   More than ``max_queued`` exports waiting -> 429 with the documented text.
 - ``max_export_bytes``: a (part) body above it -> 400 ``Export is too big. Try to use more parts.``;
   ``parts_count``/``part_number`` split rows by a hash of ``appmetrica_device_id`` (profiles without a
@@ -18,8 +20,23 @@ Fault hooks for tests (consumed in order by the next export requests)::
 
     server.inject(status=503)                  # the next request gets a 503 (no effect on the export)
     server.inject(status=429, times=2)         # the next two get the documented 429
-    server.inject(truncate=True)               # the next 200 sends half its body, then closes
-    server.inject(truncate=True, content_length=False)  # same, without a Content-Length header
+    server.inject(status=500, body="boom", headers={"Retry-After": "1"})  # any status, body, headers
+
+A body fault waits for the next response that would be a 200 (202s, 429s and 400s pass it by) and
+spoils that one response; the export stays ready and the next request gets it whole::
+
+    server.inject(truncate=True)               # Content-Length of the whole body, half of it sent, then
+                                               # a clean close: "Content-Length not reached"
+    server.inject(truncate=True, content_length=False)  # same, without a Content-Length header: the
+                                               # gzip stream ends early and only decompression shows it
+    server.inject(truncate_gzip=True)          # a well-framed response (Content-Length matches what is
+                                               # sent) whose body is the first half of the file: a cut
+                                               # gzip stream with nothing wrong on the HTTP level
+    server.inject(reset=True)                  # half the body, then an abrupt TCP reset (SO_LINGER 0
+                                               # close: RST, not FIN): "connection reset by peer"
+    server.inject(stall=2.0)                   # half the body, then silence for 2 s (so a client read
+                                               # timeout below 2 s fires), then the rest; stop() ends
+                                               # the silence early
 
 Data hooks for tests (applied when an export is first rendered, CSV only)::
 
@@ -38,6 +55,9 @@ import hmac
 import io
 import json
 import logging
+import os
+import socket
+import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -106,6 +126,9 @@ class _Fault:
     truncate: bool
     content_length: bool
     headers: dict[str, str]
+    truncate_gzip: bool = False
+    reset: bool = False
+    stall: float | None = None
 
 
 @dataclass
@@ -125,6 +148,8 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
     truncate: bool = False
     content_length: bool = True
+    reset: bool = False
+    stall: float | None = None
 
 
 class DemoLogsApiServer:
@@ -132,8 +157,9 @@ class DemoLogsApiServer:
 
     Use as a context manager (``with DemoLogsApiServer() as server: server.url``) or call
     :meth:`start`/:meth:`stop`. ``port=0`` picks a free port. ``compress=False`` never gzips (as if
-    the client had not asked). Attributes ``polls_before_ready``, ``max_export_bytes``, ``max_queued``,
-    ``compress`` and ``availability`` may be changed while it runs.
+    the client had not asked). ``progress_bodies=False`` sends every 202 with an empty body. Attributes
+    ``polls_before_ready``, ``progress_bodies``, ``max_export_bytes``, ``max_queued``, ``compress`` and
+    ``availability`` may be changed while it runs.
     """
 
     def __init__(
@@ -150,6 +176,7 @@ class DemoLogsApiServer:
         port: int = 0,
         anomaly_rate: float = 0.0,
         compress: bool = True,
+        progress_bodies: bool = True,
     ) -> None:
         if not token:
             raise ValueError("the demo server needs a non-empty token")
@@ -165,6 +192,7 @@ class DemoLogsApiServer:
         self.max_queued = max_queued
         self.anomaly_rate = anomaly_rate
         self.compress = compress
+        self.progress_bodies = progress_bodies
         self.availability = "enabled"
         self.host = host
         self.port = port
@@ -173,6 +201,7 @@ class DemoLogsApiServer:
         self._faults: collections.deque[_Fault] = collections.deque()
         self._tampers: dict[str, tuple[RowsHook | None, BodyHook | None]] = {}
         self._lock = threading.RLock()
+        self._stopping = threading.Event()  # set by stop(): ends injected stalls early
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -185,6 +214,7 @@ class DemoLogsApiServer:
         """Bind and serve in a daemon thread; returns self."""
         if self._httpd is not None:
             return self
+        self._stopping.clear()
         httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
         httpd.daemon_threads = True
         httpd.demo = self  # type: ignore[attr-defined]
@@ -202,6 +232,7 @@ class DemoLogsApiServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
         if self._thread is not None:
@@ -237,19 +268,44 @@ class DemoLogsApiServer:
         truncate: bool = False,
         content_length: bool = True,
         headers: dict[str, str] | None = None,
+        truncate_gzip: bool = False,
+        reset: bool = False,
+        stall: float | None = None,
     ) -> None:
-        """Script the next ``times`` export responses.
+        """Script the next ``times`` export responses (the module docstring shows each fault).
 
         With ``status``: the next request gets that status and ``body`` (a sensible default per status,
-        the documented text for 429/420) without touching the export's state. With ``truncate=True``:
-        the next response that would be a 200 sends only half its body and closes the connection
-        (``content_length=False`` also leaves out the Content-Length header).
+        the documented text for 429/420) without touching the export's state. The body faults spoil
+        the next response that would be a 200: ``truncate=True`` sends only half its body and closes
+        the connection (``content_length=False`` also leaves out the Content-Length header);
+        ``truncate_gzip=True`` sends a complete response of half the body (Content-Length matching);
+        ``reset=True`` sends half the body, then resets the TCP connection; ``stall=seconds`` sends
+        half the body, goes silent for that long, then sends the rest. ``headers`` are added to the
+        scripted response. Exactly one of these modes per call.
         """
-        if (status is None) == (not truncate):
-            raise ValueError("inject() needs exactly one of status=... or truncate=True")
+        if stall is not None and (isinstance(stall, bool) or not stall > 0):
+            raise ValueError(f"inject(stall=...) needs a number of seconds > 0, got {stall!r}")
+        modes = [status is not None, truncate, truncate_gzip, reset, stall is not None]
+        if sum(modes) != 1:
+            raise ValueError(
+                "inject() needs exactly one of status=..., truncate=True, truncate_gzip=True, reset=True, stall=..."
+            )
+        if times < 1:
+            raise ValueError(f"inject(times=...) must be >= 1, got {times!r}")
         with self._lock:
             for _ in range(times):
-                self._faults.append(_Fault(status, body, truncate, content_length, dict(headers or {})))
+                self._faults.append(
+                    _Fault(
+                        status,
+                        body,
+                        truncate,
+                        content_length,
+                        dict(headers or {}),
+                        truncate_gzip=truncate_gzip,
+                        reset=reset,
+                        stall=float(stall) if stall is not None else None,
+                    )
+                )
 
     def tamper(self, resource: str, *, rows: RowsHook | None = None, body: BodyHook | None = None) -> None:
         """Damage the CSV exports of ``resource`` rendered from now on (tests of the quarantine and drift).
@@ -347,14 +403,15 @@ class DemoLogsApiServer:
                 export = _Export(body=body, rows=rows)
                 self._exports[key] = export
                 if self.polls_before_ready > 0:
-                    return _Response(202, WAIT_BODY.encode())
+                    return _Response(202, WAIT_BODY.encode() if self.progress_bodies else b"")
                 export.ready = True
                 self._forget_old_exports()
             elif not export.ready:
                 export.polls += 1
                 if export.polls < self.polls_before_ready:
                     percent = min(99, 100 * export.polls // max(1, self.polls_before_ready))
-                    return _Response(202, f"Progress is {percent}%".encode())
+                    text = f"Progress is {percent}%" if self.progress_bodies else ""
+                    return _Response(202, text.encode())
                 export.ready = True
                 self._forget_old_exports()
             payload = export.body
@@ -364,14 +421,21 @@ class DemoLogsApiServer:
                     export.gz = gzip.compress(export.body, compresslevel=6, mtime=0)
                 payload = export.gz
                 extra["Content-Encoding"] = "gzip"
-            truncate = False
+            truncate = reset = False
             content_length = True
-            if fault is not None and fault.truncate:
+            stall = None
+            fault = self._faults[0] if self._faults and self._faults[0].status is None else None
+            if fault is not None:  # a body fault waiting for a 200
                 self._faults.popleft()
-                truncate, content_length = True, fault.content_length
                 extra.update(fault.headers)
+                truncate, content_length = fault.truncate, fault.content_length
+                reset, stall = fault.reset, fault.stall
+                if fault.truncate_gzip:
+                    payload = payload[: len(payload) // 2]
         ctype = "text/csv; charset=utf-8" if fmt == "csv" else "application/json; charset=utf-8"
-        return _Response(200, payload, ctype, extra, truncate=truncate, content_length=content_length)
+        return _Response(
+            200, payload, ctype, extra, truncate=truncate, content_length=content_length, reset=reset, stall=stall
+        )
 
     def _forget_old_exports(self) -> None:
         """Bound memory: drop the oldest ready exports beyond MAX_KEPT_EXPORTS (queued ones stay)."""
@@ -559,7 +623,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.body
         if response.content_length:
             self.send_header("Content-Length", str(len(body)))
-        if response.truncate or not response.content_length:
+        if response.truncate or response.reset or response.stall or not response.content_length:
             self.send_header("Connection", "close")
             self.close_connection = True
         if self.command != "GET":
@@ -567,15 +631,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        if response.truncate:
-            body = body[: len(body) // 2]
+        half = len(body) // 2
         try:
-            view = memoryview(body)
-            for start in range(0, len(view), 1 << 16):
-                self.wfile.write(view[start : start + (1 << 16)])
-            self.wfile.flush()
+            if response.truncate:
+                self._write(body[:half])
+            elif response.reset:
+                self._write(body[:half])
+                self._reset_connection()
+            elif response.stall:
+                self._write(body[:half])
+                demo._stopping.wait(response.stall)
+                self._write(body[half:])
+            else:
+                self._write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _write(self, body: bytes) -> None:
+        view = memoryview(body)
+        for start in range(0, len(view), 1 << 16):
+            self.wfile.write(view[start : start + (1 << 16)])
+        self.wfile.flush()
+
+    def _reset_connection(self) -> None:
+        """Close the socket at once with SO_LINGER 0, so the peer gets a TCP RST instead of a FIN."""
+        sock = self.connection
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        os.close(sock.detach())  # the server's later shutdown()/close() of the detached socket are no-ops
+        self.close_connection = True
 
     do_GET = _dispatch
     do_POST = _dispatch
