@@ -48,11 +48,11 @@ def appmetrica_lakehouse() -> None:
 
     @task
     def build_silver(day: str, extracted: list[dict]) -> dict:
-        return steps.silver(day)
+        return steps.silver(day, extracted)
 
     @task
     def quality_gate(day: str, silver: dict) -> dict:
-        return steps.quality_gate(day)
+        return steps.quality_gate(day, silver)
 
     @task
     def build_gold(day: str, quality: dict) -> dict:

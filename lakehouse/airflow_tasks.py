@@ -46,6 +46,12 @@ def resolve_day(params: dict[str, Any] | None, data_interval_start: dt.datetime 
     return pipeline.resolve_day((params or {}).get("date"), data_interval_start).isoformat()
 
 
+def _listed(mapped: Any) -> list[Any]:
+    """Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end)."""
+    mapped = mapped or []
+    return [mapped[i] for i in range(len(mapped))]
+
+
 def _recorded(step: str, day: str, call: Callable[[], R]) -> R:
     """Run a step, keeping its failure for the run summary (and forgetting an earlier one on success)."""
     try:
@@ -65,13 +71,14 @@ def extract(resource: str, day: str) -> dict[str, Any]:
 
 
 @fail_fast
-def silver(day: str) -> dict[str, Any]:
-    return _recorded("silver", day, lambda: pipeline.silver(day))
+def silver(day: str, extracted: Any) -> dict[str, Any]:
+    entries = _listed(extracted)
+    return _recorded("silver", day, lambda: pipeline.silver(day, entries))
 
 
 @fail_fast
-def quality_gate(day: str) -> dict[str, Any]:
-    return _recorded("quality", day, lambda: pipeline.quality_gate(day))
+def quality_gate(day: str, silver: dict[str, Any] | None) -> dict[str, Any]:
+    return _recorded("quality", day, lambda: pipeline.quality_gate(day, (silver or {}).get("rebuilt")))
 
 
 @fail_fast
@@ -90,9 +97,7 @@ def report(day: str | None, run_id: str, steps: dict[str, Any]) -> dict[str, Any
 
     if not day:
         raise AirflowFailException("the run's day could not be resolved (see the resolve_day task log)")
-    # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
-    extracted = steps.get("extract") or []
-    steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
+    steps = steps | {"extract": _listed(steps.get("extract"))}
     summary = pipeline.write_report(day, run_id, steps)
     if summary["status"] != "success":
         step = summary["failed_step"]

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 DAG_ID = "appmetrica_lakehouse"
 APPMETRICA_CONN_ID = "appmetrica_default"
 S3_CONN_ID = "lakehouse_s3"
+LOOKBACK_ENV = "LAKEHOUSE_LOOKBACK_DAYS"
+DEFAULT_LOOKBACK_DAYS = 3
+MAX_LOOKBACK_DAYS = 30
 # The exported resources, in the order the contract lists them (ingest owns the list).
 RESOURCES = tuple(APPMETRICA_RESOURCES)
 
@@ -49,39 +52,122 @@ def appmetrica_settings_from_airflow(conn_id: str = APPMETRICA_CONN_ID) -> Any:
     )
 
 
+def lookback_days() -> int:
+    """Earlier days each run exports again for late-arriving data (``LAKEHOUSE_LOOKBACK_DAYS``, default 3)."""
+    raw = os.environ.get(LOOKBACK_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOOKBACK_DAYS
+    if not raw.isdigit() or int(raw) > MAX_LOOKBACK_DAYS:
+        raise ConfigError(f"{LOOKBACK_ENV} must be a whole number of days from 0 to {MAX_LOOKBACK_DAYS}, got {raw!r}")
+    return int(raw)
+
+
+def window(day: str | dt.date, lookback: int | None = None) -> list[dt.date]:
+    """The days a run for ``day`` exports: the lookback days (oldest first), then ``day``."""
+    day = parse_day(day)
+    n = lookback_days() if lookback is None else lookback
+    return [day - dt.timedelta(days=k) for k in range(n, -1, -1)]
+
+
+def _part_digests(layout: Layout, resource: str, day: dt.date) -> list[str] | None:
+    """The sha256 of each part of the bronze partition now in place (None when there is none)."""
+    import json
+
+    path = layout.bronze(resource, day) / "_manifest.json"
+    if not path.exists():
+        return None
+    return [p.get("sha256", "") for p in json.loads(path.read_text()).get("parts", [])]
+
+
 def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> dict[str, Any]:
-    """Export one resource for one day into bronze; returns its bronze manifest."""
+    """Export one resource into bronze for ``day`` and, for dated resources, the lookback days before it.
+
+    A lookback day counts as ``changed`` when its export's bytes differ from the bronze already
+    there (or there was none); only changed days are rebuilt downstream. Resources exported
+    without a date window (profiles) are exported for ``day``, and for a lookback day only when it
+    has no bronze yet (silver needs every resource of a day).
+    """
     from ingest.appmetrica import extract_resource
     from ingest.appmetrica.resources import get_resource
 
-    get_resource(resource)
+    res = get_resource(resource)
     day = parse_day(day)
     if settings is None:
         from ingest.appmetrica.settings import AppMetricaSettings
 
         settings = AppMetricaSettings.from_env()
-    manifest = extract_resource(resource, day, settings=settings, layout=Layout.from_env())
-    log.info("bronze %s %s: %s rows, %s bytes in %d part(s)", resource, day, manifest["rows"], manifest["bytes"],
-             len(manifest["parts"]))  # fmt: skip
-    return {"resource": resource, "rows": manifest["rows"], "bytes": manifest["bytes"], "parts": len(manifest["parts"])}
+    layout = Layout.from_env()
+    days: dict[str, dict[str, Any]] = {}
+    for when in window(day):
+        before = _part_digests(layout, res.name, when)
+        if when != day and not res.takes_dates and before is not None:
+            continue
+        manifest = extract_resource(res.name, when, settings=settings, layout=layout)
+        changed = before != [p["sha256"] for p in manifest["parts"]]
+        days[when.isoformat()] = {"rows": manifest["rows"], "bytes": manifest["bytes"],
+                                  "parts": len(manifest["parts"]), "changed": changed}  # fmt: skip
+        log.info("bronze %s %s: %s rows, %s bytes in %d part(s)%s", res.name, when, manifest["rows"],
+                 manifest["bytes"], len(manifest["parts"]), "" if changed else " (unchanged)")  # fmt: skip
+    today = days[day.isoformat()]
+    return {"resource": res.name, "rows": today["rows"], "bytes": today["bytes"], "parts": today["parts"],
+            "days": days}  # fmt: skip
 
 
-def silver(day: str | dt.date) -> dict[str, Any]:
-    """Build the day's silver tables and quarantine from bronze."""
+def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) -> list[dt.date]:
+    """``day`` itself, plus each lookback day whose export changed or whose silver is missing."""
+    day = parse_day(day)
+    layout = Layout.from_env()
+    wanted = {day}
+    for entry in extracted or []:
+        for iso, info in (entry.get("days") or {}).items():
+            if info.get("changed"):
+                wanted.add(parse_day(iso))
+    for when in window(day)[:-1]:
+        has_bronze = all(_part_digests(layout, r, when) is not None for r in RESOURCES)
+        if has_bronze and not layout.silver("events_part", when).exists():
+            wanted.add(when)
+    return sorted(wanted)
+
+
+def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Build silver and quarantine for ``day`` and every lookback day whose export changed.
+
+    Returns the run day's summary, plus ``rebuilt`` (ISO days built, oldest first) and
+    ``lookback`` (the summary of each rebuilt earlier day).
+    """
     from transforms.silver import build_silver
 
-    return build_silver(parse_day(day), Layout.from_env())
+    day = parse_day(day)
+    layout = Layout.from_env()
+    rebuilt = days_to_rebuild(day, extracted)
+    lookback: dict[str, Any] = {}
+    for when in rebuilt:
+        summary = build_silver(when, layout)
+        if when != day:
+            lookback[when.isoformat()] = {"tables": summary["tables"], "quarantined": summary["quarantined"]}
+            log.info("silver %s rebuilt: its export changed since it was last built (late data)", when)
+    summary["rebuilt"] = [d.isoformat() for d in rebuilt]
+    summary["lookback"] = lookback
+    return summary
 
 
-def quality_gate(day: str | dt.date) -> dict[str, Any]:
-    """Run the Great Expectations suites on the day's silver tables; raises when any expectation fails."""
+def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str, Any]:
+    """Run the Great Expectations suites on the silver of ``day`` and of ``days`` (rebuilt lookback days).
+
+    Raises when any expectation fails on any of them.
+    """
     from transforms.quality.gx_gate import run_gate
 
-    result = run_gate(parse_day(day), Layout.from_env())
-    log.info("quality gate %s passed for %d silver tables; Data Docs: %s", day, len(result["tables"]),
-             result.get("data_docs"))  # fmt: skip
+    day = parse_day(day)
+    checked = sorted({day, *(parse_day(d) for d in days or [])})
+    result: dict[str, Any] = {}
+    for when in checked:
+        result = run_gate(when, Layout.from_env())
+        log.info("quality gate %s passed for %d silver tables; Data Docs: %s", when, len(result["tables"]),
+                 result.get("data_docs"))  # fmt: skip
     return {
         "success": result["success"],
+        "days": [d.isoformat() for d in checked],
         "evaluated": {t: r["evaluated"] for t, r in result["tables"].items()},
         "data_docs": result.get("data_docs"),
     }
@@ -163,6 +249,8 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "bronze_rows": {e["resource"]: e["rows"] for e in extracted},
         "silver_rows": silver_summary.get("tables", {}),
+        "silver_rebuilt": silver_summary.get("rebuilt", []),
+        "lookback": silver_summary.get("lookback", {}),
         "quarantined_rows": silver_summary.get("quarantined", {}),
         "quarantined_by_reason": {
             r: s["quarantined_by_reason"] for r, s in silver_summary.get("resources", {}).items() if s["quarantined"]
@@ -192,8 +280,8 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     plan = [
         ("extract", lambda: [extract(r, day) for r in RESOURCES]),
-        ("silver", lambda: silver(day)),
-        ("quality", lambda: quality_gate(day)),
+        ("silver", lambda: silver(day, steps["extract"])),
+        ("quality", lambda: quality_gate(day, steps["silver"]["rebuilt"])),
         ("gold", lambda: gold()),
         ("publish", lambda: publish(day, run_id)),
     ]

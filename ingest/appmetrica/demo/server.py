@@ -321,6 +321,12 @@ class DemoLogsApiServer:
         with self._lock:
             self._tampers[resource] = (rows, body)
 
+    def expire_exports(self) -> None:
+        """Forget the rendered exports (as the real API does after a while): the next request renders anew,
+        so data that arrived late, or a changed :meth:`tamper` hook, shows up in it."""
+        with self._lock:
+            self._exports.clear()
+
     def clear_faults(self) -> None:
         """Drop every scripted response not yet used."""
         with self._lock:

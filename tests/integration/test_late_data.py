@@ -1,0 +1,114 @@
+"""Late-arriving events: each run exports the lookback days again and rebuilds only what changed.
+
+Day D's first export lacks its evening events (they had not arrived yet). The run for D+1 exports D
+again, finds the same bytes and leaves D's silver alone. When the late events have arrived, the run
+for D+2 finds D's export grown, rebuilds D's silver, and gold's features for D and the days after it
+are updated: they then equal a clean build from the complete exports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from test_gold_marts import read_mart
+
+from ingest.appmetrica.demo.server import DemoLogsApiServer
+from lakehouse import pipeline
+from lakehouse.settings import Layout
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2026, 11, 10)
+TOKEN = "late-token"
+APP = "4242"
+
+
+class LateEvenings:
+    """A rows hook hiding the events of ``day`` after 18:00 until ``arrived`` is set."""
+
+    def __init__(self, day: dt.date) -> None:
+        self.day = day.isoformat()
+        self.arrived = False
+        self.hidden = 0
+
+    def __call__(self, fields: list[str], rows: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
+        if self.arrived:
+            return fields, rows
+        kept = [r for r in rows if not (r["event_datetime"].startswith(self.day) and r["event_datetime"][11:] >= "18")]
+        self.hidden = len(rows) - len(kept)
+        return fields, kept
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, data: Path, url: str) -> None:
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(data))
+    monkeypatch.setenv("LAKEHOUSE_LOOKBACK_DAYS", "2")
+    monkeypatch.delenv("AIRFLOW_CONN_LAKEHOUSE_S3", raising=False)
+    conn = {"conn_type": "http", "host": url, "password": TOKEN,
+            "extra": {"application_id": APP, "poll_interval_seconds": 0.01}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_APPMETRICA_DEFAULT", json.dumps(conn))
+
+
+def _mtimes(layout: Layout, day: dt.date) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in layout.silver("events_part", day).glob("*.parquet")}
+
+
+def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, monkeypatch):
+    late = LateEvenings(D)
+    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=80, polls_before_ready=0) as server:
+        server.tamper("events", rows=late)
+        _env(monkeypatch, tmp_path / "late", server.url)
+        layout = Layout(tmp_path / "late")
+
+        first = pipeline.run_day(D)
+        assert late.hidden > 0
+        assert first["silver_rows"]["events_part"] > 0
+
+        d_silver = _mtimes(layout, D)
+        second = pipeline.run_day(D + dt.timedelta(days=1))
+        assert second["status"] == "success"
+        assert second["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()], "D's export had not changed"
+        assert _mtimes(layout, D) == d_silver
+        before = read_mart(layout.root, "device_features_daily")  # features for D and D+1, evenings missing
+
+        late.arrived = True
+        server.expire_exports()
+        third = pipeline.run_day(D + dt.timedelta(days=2))
+        assert third["status"] == "success"
+        assert _mtimes(layout, D) != d_silver, "D's silver must be rebuilt from its grown export"
+        after = read_mart(layout.root, "device_features_daily")
+
+        # A clean build from complete exports, for comparison.
+        _env(monkeypatch, tmp_path / "clean", server.url)
+        pipeline.run_day(D)
+        pipeline.run_day(D + dt.timedelta(days=2))
+        clean = read_mart(tmp_path / "clean", "device_features_daily")
+
+    assert sorted(after) == sorted(clean)
+    by_key = {(r[0], r[1]): r for r in before}
+    changed_dates = {r[1] for r in after if (r[0], r[1]) in by_key and by_key[(r[0], r[1])] != r}
+    assert D in changed_dates, "features for D must include D's late events"
+    assert D + dt.timedelta(days=1) in changed_dates, "the 7-day windows after D include the late events"
+
+
+def test_an_unchanged_lookback_day_is_not_rebuilt(tmp_path, monkeypatch):
+    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=40, polls_before_ready=0) as server:
+        _env(monkeypatch, tmp_path / "data", server.url)
+        layout = Layout(tmp_path / "data")
+        pipeline.run_day(D)
+        stamps = {d: _mtimes(layout, d) for d in pipeline.window(D)}
+        report = pipeline.run_day(D + dt.timedelta(days=1))
+    assert report["status"] == "success"
+    for d in pipeline.window(D)[1:]:  # D-1 and D were exported again with the same bytes
+        assert _mtimes(layout, d) == stamps[d], d
+    summary = json.loads((pipeline.run_dir(D + dt.timedelta(days=1)) / "summary.json").read_text())
+    assert summary["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()]
+
+
+@pytest.mark.parametrize("raw", ["-1", "x", "31", "2.5"])
+def test_a_bad_lookback_setting_is_named(raw, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_LOOKBACK_DAYS", raw)
+    with pytest.raises(pipeline.ConfigError, match=f"LAKEHOUSE_LOOKBACK_DAYS.*{raw!r}"):
+        pipeline.window(D)
