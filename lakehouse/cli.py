@@ -31,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return p
 
     dated("run", "run every step for one day in this process (no Airflow)")
+    backfill = sub.add_parser("backfill", help="run every day of a date range, several at a time (no Airflow)")
+    backfill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    backfill.add_argument("--parallel", type=int, default=2, help="days in flight at once (default 2)")
     extract = dated("extract", "export one resource for one day into bronze")
     extract.add_argument("--resource", required=True)
     dated("silver", "build the day's silver tables from bronze")
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             _print(pipeline.run_day(args.date))
+        elif args.command == "backfill":
+            results = pipeline.backfill(args.first, args.last, parallel=args.parallel)
+            _print(results)
+            return 0 if all(r["status"] == "success" for r in results) else 1
         elif args.command == "extract":
             _print(pipeline.extract(args.resource, args.date))
         elif args.command == "silver":

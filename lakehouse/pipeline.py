@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from ingest.appmetrica.resources import RESOURCES as APPMETRICA_RESOURCES
+from lakehouse.locks import day_lock_name, exclusive
 from lakehouse.settings import ConfigError, Layout, app_timezone, parse_day
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> d
         before = _part_digests(layout, res.name, when)
         if when != day and not res.takes_dates and before is not None:
             continue
-        manifest = extract_resource(res.name, when, settings=settings, layout=layout)
+        with exclusive(day_lock_name(when), layout):
+            before = _part_digests(layout, res.name, when)
+            manifest = extract_resource(res.name, when, settings=settings, layout=layout)
         changed = before != [p["sha256"] for p in manifest["parts"]]
         days[when.isoformat()] = {"rows": manifest["rows"], "bytes": manifest["bytes"],
                                   "parts": len(manifest["parts"]), "changed": changed}  # fmt: skip
@@ -142,7 +145,8 @@ def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) ->
     rebuilt = days_to_rebuild(day, extracted)
     lookback: dict[str, Any] = {}
     for when in rebuilt:
-        summary = build_silver(when, layout)
+        with exclusive(day_lock_name(when), layout):
+            summary = build_silver(when, layout)
         if when != day:
             lookback[when.isoformat()] = {"tables": summary["tables"], "quarantined": summary["quarantined"]}
             log.info("silver %s rebuilt: its export changed since it was last built (late data)", when)
@@ -162,7 +166,8 @@ def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str,
     checked = sorted({day, *(parse_day(d) for d in days or [])})
     result: dict[str, Any] = {}
     for when in checked:
-        result = run_gate(when, Layout.from_env())
+        with exclusive("gx_docs"):  # one Data Docs site for every date
+            result = run_gate(when, Layout.from_env())
         log.info("quality gate %s passed for %d silver tables; Data Docs: %s", when, len(result["tables"]),
                  result.get("data_docs"))  # fmt: skip
     return {
@@ -177,14 +182,16 @@ def gold() -> dict[str, Any]:
     """Build and test the gold marts with dbt (models and tests together)."""
     from transforms.gold import build_gold
 
-    return build_gold(Layout.from_env())
+    with exclusive("gold"):  # one warehouse and one dbt target for every date
+        return build_gold(Layout.from_env())
 
 
 def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     """Publish gold to ``lakehouse_s3`` (or locally when that connection does not exist)."""
     from lakehouse.publish import publish_gold
 
-    manifest = publish_gold(parse_day(day), layout=Layout.from_env(), run_id=run_id, conn_id=S3_CONN_ID)
+    with exclusive("publish"):  # latest.json and stale-object removal span every date
+        manifest = publish_gold(parse_day(day), layout=Layout.from_env(), run_id=run_id, conn_id=S3_CONN_ID)
     return {
         "target": manifest["target"],
         "objects": len(manifest["objects"]),
@@ -294,3 +301,46 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
             raise
         clear_failure(day, step)
     return write_report(day, run_id, steps)
+
+
+def date_range(first: str | dt.date, last: str | dt.date, *, max_days: int = 366) -> list[dt.date]:
+    """Every day from ``first`` to ``last`` inclusive; a reversed or too long range is refused, naming it."""
+    start, end = parse_day(first, what="--from"), parse_day(last, what="--to")
+    if end < start:
+        raise ConfigError(f"backfill range is reversed: --from {start} is after --to {end}")
+    days = (end - start).days + 1
+    if days > max_days:
+        raise ConfigError(f"backfill range {start}..{end} has {days} days, more than {max_days}; split it")
+    return [start + dt.timedelta(days=i) for i in range(days)]
+
+
+def _run_day_in_child(day: str) -> dict[str, Any]:
+    try:
+        summary = run_day(day, run_id=f"backfill__{day}")
+        return {"date": day, "status": summary["status"]}
+    except Exception as exc:  # reported by the parent, with the summary the failed run wrote
+        return {"date": day, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def backfill(first: str | dt.date, last: str | dt.date, parallel: int = 1) -> list[dict[str, Any]]:
+    """Run every day of a range, ``parallel`` days at a time, each in its own process (the CLI's backfill).
+
+    Shared state (lookback days another date is writing, the warehouse, the Data Docs site, the
+    publish prefix) is serialised by :mod:`lakehouse.locks`, so the outputs equal running the days
+    one by one. Returns one ``{"date", "status"[, "error"]}`` per day, in date order.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    days = [d.isoformat() for d in date_range(first, last)]
+    if not 1 <= parallel <= 16:
+        raise ConfigError(f"--parallel must be between 1 and 16, got {parallel}")
+    if parallel == 1:
+        return [_run_day_in_child(d) for d in days]
+    context = multiprocessing.get_context("spawn")  # no inherited locks, connections or threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+        results = list(pool.map(_run_day_in_child, days))
+    for result in results:
+        log.info("backfill %s: %s%s", result["date"], result["status"],
+                 f" ({result['error']})" if "error" in result else "")  # fmt: skip
+    return results

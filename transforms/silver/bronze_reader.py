@@ -21,7 +21,8 @@ from typing import IO
 csv.field_size_limit(min(sys.maxsize, (1 << 31) - 1))
 
 BOM = "\ufeff"
-# A field longer than this is quarantined as ``field_too_long`` (the csv module's own default limit).
+# A field longer than this is quarantined as ``field_too_long`` (the csv module's own default limit);
+# ``LAKEHOUSE_SILVER_MAX_FIELD_CHARS`` changes it for a silver run (see transforms.silver.job).
 MAX_FIELD_CHARS = 131_072
 
 

@@ -27,7 +27,7 @@ from ingest.appmetrica.resources import RESOURCES, Resource
 from lakehouse.fsutil import staged_dir, write_json
 from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
-from transforms.silver.bronze_reader import BadRecord, iter_records, raw_text, read_header
+from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
 from transforms.silver.schemas import (
     ENUM_VALUES,
@@ -189,7 +189,7 @@ def _read_batches(
         bad_reasons: list[str] = []
         bad_details: list[str] = []
         bad_raw: list[str] = []
-        for rec in iter_records(path, header):
+        for rec in iter_records(path, header, max_field_chars()):
             stats.rows_read += 1
             if isinstance(rec, BadRecord):
                 bad_rows.append(rec.row)
@@ -498,6 +498,16 @@ def _write_tables(
 
 class _KeepQuarantineOnly(Exception):
     """Internal: discard the staged silver partitions but keep the staged quarantine."""
+
+
+def max_field_chars() -> int:
+    """Longest field kept; a longer one quarantines its row (``LAKEHOUSE_SILVER_MAX_FIELD_CHARS``, default 131072)."""
+    raw = os.environ.get("LAKEHOUSE_SILVER_MAX_FIELD_CHARS", "").strip()
+    if not raw:
+        return MAX_FIELD_CHARS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"LAKEHOUSE_SILVER_MAX_FIELD_CHARS must be a positive whole number, got {raw!r}")
+    return int(raw)
 
 
 def quarantine_max_rate() -> float:
