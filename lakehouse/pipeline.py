@@ -58,7 +58,7 @@ def lookback_days() -> int:
     raw = os.environ.get(LOOKBACK_ENV, "").strip()
     if not raw:
         return DEFAULT_LOOKBACK_DAYS
-    if not raw.isdigit() or int(raw) > MAX_LOOKBACK_DAYS:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LOOKBACK_DAYS:
         raise ConfigError(f"{LOOKBACK_ENV} must be a whole number of days from 0 to {MAX_LOOKBACK_DAYS}, got {raw!r}")
     return int(raw)
 
@@ -89,9 +89,9 @@ def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> d
     has no bronze yet (silver needs every resource of a day).
     """
     from ingest.appmetrica import extract_resource
-    from ingest.appmetrica.resources import get_resource
+    from ingest.appmetrica.client import get_resource_checked
 
-    res = get_resource(resource)
+    res = get_resource_checked(resource)
     day = parse_day(day)
     if settings is None:
         from ingest.appmetrica.settings import AppMetricaSettings

@@ -22,7 +22,7 @@ ENV_CONNECTION = "AIRFLOW_CONN_APPMETRICA_DEFAULT"
 CONNECTION_ID = "appmetrica_default"
 FORMATS = ("csv", "json")
 
-_APP_ID_RE = re.compile(r"^\d{1,20}$")
+_APP_ID_RE = re.compile(r"^[0-9]{1,20}$")  # ASCII digits only (\d would also accept fullwidth digits)
 
 # Options that may come from the connection's ``extra`` (besides application_id), with their types.
 _EXTRA_OPTIONS: dict[str, type] = {

@@ -505,7 +505,7 @@ def max_field_chars() -> int:
     raw = os.environ.get("LAKEHOUSE_SILVER_MAX_FIELD_CHARS", "").strip()
     if not raw:
         return MAX_FIELD_CHARS
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise ConfigError(f"LAKEHOUSE_SILVER_MAX_FIELD_CHARS must be a positive whole number, got {raw!r}")
     return int(raw)
 

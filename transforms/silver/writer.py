@@ -38,7 +38,7 @@ class WriterLimits:
             raw = os.environ.get(env)
             if raw is None:
                 continue
-            if not raw.isdigit() or int(raw) < 1:
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
                 raise ConfigError(f"{env} must be a positive integer, got {raw!r}")
             values[field] = int(raw)
         limits = cls(**values)
