@@ -37,6 +37,7 @@ class _Requested:
     mart: str
     column: str
     output: str
+    position: int  # in the request: output columns keep the requested order
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ def plan_features(registry: dict[str, Any], features: str | list[str] | tuple[st
         raise FeatureError(f"features from different marts share the column name(s) {dupes}; request one at a time")
     plans: dict[str, list[_Requested]] = {}
     meta: dict[str, tuple[str, str]] = {}
-    for entry in chosen:
-        plans.setdefault(entry["model"], []).append(_Requested(entry["model"], entry["column"], entry["column"]))
+    for position, entry in enumerate(chosen):
+        plans.setdefault(entry["model"], []).append(
+            _Requested(entry["model"], entry["column"], entry["column"], position)
+        )
         meta[entry["model"]] = (entry["entity_key"], entry["timestamp_column"])
     return [_MartPlan(mart, *meta[mart], tuple(reqs)) for mart, reqs in plans.items()]
 
@@ -312,6 +315,8 @@ def historical_table(
     with duckdb.connect() as con:
         con.register("entities", prepared)
         select = [f"entities.{_quote(c)}" for c in table.column_names]
+        feature_columns: list[tuple[int, str]] = []
+        date_columns: list[str] = []
         joins = []
         for i, plan in enumerate(plans):
             view = f"mart_{i}"
@@ -325,9 +330,10 @@ def historical_table(
                 f"asof left join {view} on entities.__device_id = {view}.{_quote(plan.entity_key)} "
                 f"and entities.__cutoff_date > {view}.__as_of"
             )
-            select += [f"{view}.{_quote(r.column)} as {_quote(r.output)}" for r in plan.features]
+            feature_columns += [(r.position, f"{view}.{_quote(r.column)} as {_quote(r.output)}") for r in plan.features]
             if include_feature_dates:
-                select.append(f"{view}.__as_of as {_quote(f'{plan.mart}__{plan.timestamp_column}')}")
+                date_columns.append(f"{view}.__as_of as {_quote(f'{plan.mart}__{plan.timestamp_column}')}")
+        select += [expr for _, expr in sorted(feature_columns)] + date_columns
         sql = f"select {', '.join(select)} from entities {' '.join(joins)} order by entities.__row_id"  # noqa: S608
         return con.sql(sql).to_arrow_table()
 
