@@ -5,6 +5,8 @@ See CONTRACTS.md, "Published to S3". Every Parquet file under ``gold/<mart>/`` b
 metadata, ETag against the MD5 computed locally), objects of a mart that are not part of this
 publish are deleted (a rerun never leaves two copies), and only then is the manifest written:
 ``<prefix>/_manifests/date=YYYY-MM-DD/manifest.json`` and, after it, ``<prefix>/_manifests/latest.json``.
+The feature registry (``gold/_registry/``, see transforms/feature_registry.py) is uploaded and
+verified the same way under ``<prefix>/_registry/`` before the manifest, which lists it under ``registry``.
 
 When the Airflow connection does not exist the same layout is written under
 ``$LAKEHOUSE_DATA_DIR/published/<prefix>/`` with atomic file writes, and the log says so.
