@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from lakehouse.features import cli as features_cli
 from lakehouse.settings import ConfigError
 
 
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs = sub.add_parser("docs", help="generate dbt docs (and serve them with --serve)")
     docs.add_argument("--serve", action="store_true")
     docs.add_argument("--port", type=int, default=8081)
+    features_cli.add_parser(sub)
     server = sub.add_parser("demo-server", help="run the demo AppMetrica Logs API server in the foreground")
     server.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return local_airflow.standalone()
         elif args.command == "docs":
             return local_airflow.docs(serve=args.serve, port=args.port)
+        elif args.command == "features":
+            return features_cli.run(args)
         elif args.command == "demo-server":
             from ingest.appmetrica.demo.__main__ import main as server_main
 

@@ -5,6 +5,8 @@ See CONTRACTS.md, "Published to S3". Every Parquet file under ``gold/<mart>/`` b
 metadata, ETag against the MD5 computed locally), objects of a mart that are not part of this
 publish are deleted (a rerun never leaves two copies), and only then is the manifest written:
 ``<prefix>/_manifests/date=YYYY-MM-DD/manifest.json`` and, after it, ``<prefix>/_manifests/latest.json``.
+The feature registry (``gold/_registry/``, see transforms/feature_registry.py) is uploaded and
+verified the same way under ``<prefix>/_registry/`` before the manifest, which lists it under ``registry``.
 
 When the Airflow connection does not exist the same layout is written under
 ``$LAKEHOUSE_DATA_DIR/published/<prefix>/`` with atomic file writes, and the log says so.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -37,6 +40,7 @@ DEFAULT_CONN_ID = "lakehouse_s3"
 BUCKET_ENV = "LAKEHOUSE_S3_BUCKET"
 PREFIX_ENV = "LAKEHOUSE_S3_PREFIX"
 MANIFESTS_DIR = "_manifests"
+REGISTRY_DIR = "_registry"  # the feature registry (transforms/feature_registry.py), published with the marts
 
 # Explicit transfer settings: the expected multipart ETag is computed with the same part size.
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -218,6 +222,32 @@ def collect_gold(gold: Path) -> list[GoldFile]:
             found += 1
         if not found:
             raise PublishError(f"gold mart {mart!r} has no Parquet files under {mart_dir}; refusing to publish it")
+    return files
+
+
+def collect_registry(gold: Path) -> list[GoldFile]:
+    """The feature registry files (``gold/_registry/feature_registry.{json,parquet}``), if gold has them.
+
+    They are uploaded and verified like the marts' files, before the manifest, under
+    ``<prefix>/_registry/``; the manifest lists them under ``registry``, apart from the marts.
+    """
+    folder = gold / REGISTRY_DIR
+    if not folder.is_dir():
+        return []
+    files = []
+    for path in sorted(folder.iterdir()):
+        if _ignored(path.name) or not path.is_file() or path.suffix not in {".json", ".parquet"}:
+            continue
+        size = path.stat().st_size
+        sha, md5, etag = _digest(path, size)
+        if path.suffix == ".parquet":
+            rows = _parquet_rows(path)
+        else:
+            try:
+                rows = len(json.loads(path.read_bytes())["features"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PublishError(f"feature registry {path} is not a registry JSON file: {exc}") from exc
+        files.append(GoldFile(path, REGISTRY_DIR, path.name, size, sha, md5, etag, rows))
     return files
 
 
@@ -491,10 +521,15 @@ def publish_gold(
         )
 
     files = collect_gold(layout.gold)
+    registry = collect_registry(layout.gold)
     storage = "s3" if conn is not None else "local"
     manifest = build_manifest(
         files, day=day, run_id=str(run_id), bucket=bucket if conn is not None else None, prefix=prefix, storage=storage
     )
+    if registry:
+        manifest["registry"] = [
+            {"key": f.key(prefix), "bytes": f.size, "sha256": f.sha256, "rows": f.rows} for f in registry
+        ]
     dated_key, _ = _manifest_keys(prefix, day)
     totals = manifest["totals"]
 
@@ -502,12 +537,12 @@ def publish_gold(
         assert bucket is not None
         target = f"s3://{bucket}/{prefix}"
         log.info("publishing %d gold file(s) of %d mart(s) to %s", len(files), len(totals["marts"]), target)
-        _publish_s3(files, manifest, conn_id=conn_id, bucket=bucket, prefix=prefix)
+        _publish_s3([*files, *registry], manifest, conn_id=conn_id, bucket=bucket, prefix=prefix)
         manifest_uri = f"s3://{bucket}/{dated_key}"
     else:
         root = layout.published
         target = str(root / prefix)
-        _publish_local(files, manifest, root=root, prefix=prefix)
+        _publish_local([*files, *registry], manifest, root=root, prefix=prefix)
         manifest_uri = str(root / dated_key)
         hint = f" ({BUCKET_ENV} is set but unused)" if bucket else ""
         log.warning("No Airflow connection %r found, so gold was published locally at %s%s", conn_id, target, hint)

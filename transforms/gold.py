@@ -243,14 +243,34 @@ def _publish(layout: Layout, marts: list[_Mart]) -> dict[str, dict[str, Any]]:
             tmp.unlink(missing_ok=True)
 
 
+def _feature_registry(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The feature registry of this build (see transforms/feature_registry.py), or None for a partial build.
+
+    A gold column without complete registry metadata raises GoldBuildError. When some gold model
+    was not compiled by this invocation (a ``--select`` build), the registry is left as it was.
+    """
+    from transforms.feature_registry import RegistryError, build_registry, gold_models
+
+    uncompiled = [name for name, node in gold_models(manifest).items() if not node.get("compiled_code")]
+    if uncompiled:
+        log.warning("feature registry not updated: this build did not compile %s", ", ".join(uncompiled))
+        return None
+    try:
+        return build_registry(manifest)
+    except RegistryError as exc:
+        raise GoldBuildError(f"{exc} (gold left unchanged)") from exc
+
+
 def build_gold(layout: Layout | None = None, *, select: str | None = None) -> dict[str, Any]:
     """Run ``dbt build`` over the silver data of ``layout`` and publish the gold marts it built.
 
     ``select`` is a dbt ``--select`` expression; by default the ``gold`` selector runs (the marts,
     everything upstream of them and all their tests). Raises ``GoldBuildError`` naming the
     failing models/tests; nothing under ``gold/`` changes then. Returns
-    ``{"marts": {mart: {"path": str, "rows": int}}, "models": {status: n}, "data_tests": {status: n},
-    "unit_tests": {status: n}, "elapsed_seconds": s}`` (statuses as dbt reports them: success, pass, warn).
+    ``{"marts": {mart: {"path": str, "rows": int}}, "feature_set_version": str | None,
+    "models": {status: n}, "data_tests": {status: n}, "unit_tests": {status: n}, "elapsed_seconds": s}``
+    (statuses as dbt reports them: success, pass, warn). The feature registry of the build is
+    checked before the marts are published and written to ``gold/_registry/`` after them.
     """
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout)
@@ -273,7 +293,12 @@ def build_gold(layout: Layout | None = None, *, select: str | None = None) -> di
     assert run_results is not None
 
     manifest = _read_json(paths["target"] / "manifest.json") or {}
+    registry = _feature_registry(manifest)  # checked before publishing: an undeclared column stops the build
     marts = _publish(layout, _marts(manifest, run_results))
+    if registry is not None:
+        from transforms.feature_registry import write_registry
+
+        log.info("feature registry: %s", write_registry(layout.gold, registry))
 
     counts: dict[str, Counter[str]] = {"models": Counter(), "data_tests": Counter(), "unit_tests": Counter()}
     for result in run_results.get("results", []):
@@ -281,6 +306,7 @@ def build_gold(layout: Layout | None = None, *, select: str | None = None) -> di
         counts[kind][str(result.get("status"))] += 1
     summary = {
         "marts": marts,
+        "feature_set_version": registry["feature_set_version"] if registry else None,
         **{kind: dict(sorted(c.items())) for kind, c in counts.items()},
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }

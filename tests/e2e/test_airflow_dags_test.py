@@ -27,7 +27,13 @@ pytestmark = pytest.mark.e2e
 
 DAY = "2026-11-01"
 BUCKET = "lakehouse-e2e"
-MARTS = ("fct_device_daily", "dim_devices", "device_features_daily")
+MARTS = (
+    "fct_device_daily",
+    "dim_devices",
+    "device_features_daily",
+    "device_features_daily_transformed",
+    "feature_transformer_state",
+)
 SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
           "permanent_user_properties", "tmp_user_properties", "user_locations")  # fmt: skip
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")

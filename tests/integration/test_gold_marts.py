@@ -33,6 +33,9 @@ FIRST_DAY = dt.date(2026, 10, 1)
 EVENT_DAYS = 30  # events dated 2026-10-01 .. 2026-10-30
 LAST_EXPORT = FIRST_DAY + dt.timedelta(days=EVENT_DAYS)  # 2026-10-31 carries only late arrivals
 MARTS = ("device_features_daily", "dim_devices", "fct_device_daily")
+# gold marts of the fitted feature transformers (tests/integration/test_feature_transformers.py checks them)
+TRANSFORMER_MARTS = ("device_features_daily_transformed", "feature_transformer_state")
+REGISTRY_FILES = ("_registry/feature_registry.json", "_registry/feature_registry.parquet")
 
 # devices with a hand-made history, all with ids above the signed 64-bit range
 NULL_SESSIONS_DEVICE = 2**64 - 1
@@ -62,6 +65,7 @@ _EVENT_NAMES = ["app_open", "screen_view", "purchase", "add_to_cart", "search", 
 _OS = [("android", ["12", "13", "14"]), ("ios", ["16.4", "17.1", "17.2"])]
 _MODELS = ["Pixel 7", "Pixel 8", "Galaxy S22", "iPhone 14", "iPhone 15", None]
 _COUNTRIES = ["RU", "KZ", "BY", "AM", None]
+_DEVICE_TYPES = ["phone", "tablet", "tv", None]
 _VERSIONS = ["1.0.0", "1.1.0", "1.2.0", None]
 
 
@@ -100,6 +104,7 @@ def _add_event(
         "device_model": rng.choice(_MODELS),
         "app_version_name": rng.choice(_VERSIONS),
         "country_iso_code": rng.choice(_COUNTRIES),
+        "device_type": rng.choice(_DEVICE_TYPES),
         "city": rng.choice(["Moscow", "Almaty", None]),
         "application_id": 4242,
         "export_date": at.date() + dt.timedelta(days=export_delay_days),
@@ -235,6 +240,7 @@ def expected_dim_devices(events: pd.DataFrame) -> list[tuple]:
                 winner["event_id"],
                 *(value(winner[c]) for c in ("os_name", "os_version", "device_model", "app_version_name")),
                 value(winner["country_iso_code"]),
+                value(winner["device_type"]),
             )
         )
     return out
@@ -276,7 +282,7 @@ COLUMNS = {
     ],
     "dim_devices": [
         "appmetrica_device_id", "first_seen_date", "last_seen_date", "last_event_at", "latest_event_id",
-        "os_name", "os_version", "device_model", "app_version_name", "country_iso_code",
+        "os_name", "os_version", "device_model", "app_version_name", "country_iso_code", "device_type",
     ],
     "device_features_daily": [
         "appmetrica_device_id", "feature_date", "events_1d", "events_7d", "events_28d", "sessions_7d",
@@ -339,18 +345,22 @@ def test_synthetic_data_covers_the_edge_cases(built: Built) -> None:
 
 def test_summary_names_marts_rows_and_tests(built: Built) -> None:
     summary = built.summary
-    assert set(summary["marts"]) == set(MARTS)
+    assert set(summary["marts"]) == {*MARTS, *TRANSFORMER_MARTS}
     for mart, info in summary["marts"].items():
         path = Path(info["path"])
         assert path == built.root / "gold" / mart / f"{mart}.parquet"
-        assert info["rows"] == pq.read_metadata(path).num_rows == len(read_mart(built.root, mart))
-    assert summary["models"] == {"success": 7}  # stg_appmetrica__events, 3 int_*, 3 marts
+        assert info["rows"] == pq.read_metadata(path).num_rows
+        if mart in MARTS:
+            assert info["rows"] == len(read_mart(built.root, mart))
+    assert summary["models"] == {"success": 9}  # stg_appmetrica__events, 3 int_*, 3 marts, 2 transformer marts
     assert summary["data_tests"]["pass"] >= 60
     assert set(summary["data_tests"]) == {"pass"}
-    assert summary["unit_tests"] == {"pass": 2}
+    assert summary["unit_tests"] == {"pass": 3}
+    assert len(summary["feature_set_version"]) == 16
     # no temporary files left beside the published ones
-    assert sorted(p.name for p in (built.root / "gold").rglob("*") if p.is_file()) == sorted(
-        f"{m}.parquet" for m in MARTS
+    gold = built.root / "gold"
+    assert sorted(p.relative_to(gold).as_posix() for p in gold.rglob("*") if p.is_file()) == sorted(
+        [*(f"{m}/{m}.parquet" for m in (*MARTS, *TRANSFORMER_MARTS)), *REGISTRY_FILES]
     )
 
 
@@ -407,7 +417,7 @@ def test_every_model_and_column_is_described(built: Built) -> None:
 
 def test_rebuild_is_byte_identical(built: Built) -> None:
     before = gold_hashes(built.root)
-    assert len(before) == len(MARTS)
+    assert len(before) == len(MARTS) + len(TRANSFORMER_MARTS) + len(REGISTRY_FILES)
     build_gold(Layout(built.root))
     assert gold_hashes(built.root) == before
 

@@ -29,6 +29,7 @@ ranked_events as (
         device_model,
         app_version_name,
         country_iso_code,
+        device_type,
         -- the latest event wins; equal event_at: the one received last (unknown receive time
         -- ranks below any known one); still equal: the smallest event_id
         row_number() over (
@@ -62,7 +63,8 @@ final as (
         latest_events.os_version,
         latest_events.device_model,
         latest_events.app_version_name,
-        latest_events.country_iso_code
+        latest_events.country_iso_code,
+        latest_events.device_type
 
     from seen_dates
     inner join latest_events

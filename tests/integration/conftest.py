@@ -1,0 +1,50 @@
+"""Shared fixtures of the integration tests: a gold lake built once for the feature-store tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_gold_marts import FIRST_DAY, _add_event, _Gen, make_events, write_silver
+
+from lakehouse.settings import Layout
+from transforms.gold import build_gold
+
+FIT_START = dt.date(2026, 10, 3)
+FIT_END = dt.date(2026, 10, 20)
+# active only after the training window, with an OS and a country no device had in it
+LATE_DEVICE = 2**64 - 42
+LATE_OS, LATE_COUNTRY = "harmonyos", "ZZ"
+
+
+@dataclass
+class FeatureLake:
+    """Gold built from generated silver with the transformers fitted on FIT_START .. FIT_END."""
+
+    root: Path
+    summary: dict
+
+    @property
+    def gold(self) -> Path:
+        return self.root / "gold"
+
+
+@pytest.fixture(scope="session")
+def feature_lake(tmp_path_factory: pytest.TempPathFactory) -> FeatureLake:
+    root = tmp_path_factory.mktemp("feature_lake")
+    rows = make_events(seed=7, devices=150)
+    gen = _Gen(rng=__import__("random").Random(1), rows=rows)
+    for day_index, hour in ((24, 10), (25, 23)):
+        at = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=day_index), dt.time(hour, 30))
+        _add_event(
+            gen, LATE_DEVICE, at, session_id=gen.session(),
+            attrs={"os_name": LATE_OS, "country_iso_code": LATE_COUNTRY, "device_type": "phone"},
+        )  # fmt: skip
+    write_silver(root, rows)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_FEATURE_FIT_START", FIT_START.isoformat())
+        mp.setenv("LAKEHOUSE_FEATURE_FIT_END", FIT_END.isoformat())
+        summary = build_gold(Layout(root))
+    return FeatureLake(root=root, summary=summary)

@@ -1,0 +1,424 @@
+"""Gold as a feature store, on gold built from generated data (tests/integration/conftest.py).
+
+Registry completeness against the Parquet files, the fitted transformer state and the transformed
+mart against plain-Python computations, point-in-time retrieval against a brute-force oracle, the
+CLI, and the latest-feature lookup app.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import shutil
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS, FeatureLake
+from fastapi.testclient import TestClient
+
+from lakehouse import cli
+from lakehouse.features import FeatureError, LatestFeatureStore, get_historical_features, list_features
+from lakehouse.features.api import create_app
+from lakehouse.settings import Layout
+from transforms.gold import build_gold
+
+pytestmark = pytest.mark.integration
+
+NUMERIC = [
+    "events_1d", "events_7d", "events_28d", "sessions_7d", "active_days_28d", "days_since_first_seen",
+    "days_since_last_event",
+]  # fmt: skip
+CATEGORICAL = ["os_name", "device_type", "country_iso_code"]
+TZ = ZoneInfo("Europe/Moscow")
+
+
+def rows(lake: FeatureLake, mart: str) -> list[dict[str, Any]]:
+    return pq.read_table(lake.gold / mart / f"{mart}.parquet").to_pylist()
+
+
+def state_rows(lake: FeatureLake) -> dict[tuple[str, str, Any], dict[str, Any]]:
+    return {(r["transformer"], r["feature"], r["category"]): r for r in rows(lake, "feature_transformer_state")}
+
+
+# --------------------------------------------------------------------------------- registry
+
+
+def test_every_gold_column_has_a_registry_entry(feature_lake: FeatureLake) -> None:
+    registry = list_features(feature_lake.gold)
+    assert registry["feature_set_version"] == feature_lake.summary["feature_set_version"]
+    entries = {(f["model"], f["column"]): f for f in registry["features"]}
+    marts = sorted(p.name for p in feature_lake.gold.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    assert len(marts) == 5
+    for mart in marts:
+        columns = pq.read_schema(feature_lake.gold / mart / f"{mart}.parquet").names
+        missing = [c for c in columns if (mart, c) not in entries]
+        assert not missing, f"gold columns without a registry entry: {mart}.{missing}"
+        assert registry["models"][mart]["columns"] == columns  # and no entry for a column that is not there
+        for column in columns:
+            entry = entries[(mart, column)]
+            for key in ("entity", "value_type", "description", "owner", "window"):
+                assert entry[key], (mart, column, key)
+            assert isinstance(entry["tags"], list) and entry["tags"]
+            assert entry["grain"] == registry["models"][mart]["grain"]
+    copy = pq.read_table(feature_lake.gold / "_registry" / "feature_registry.parquet").to_pylist()
+    assert [{k: v for k, v in r.items() if k != "feature_set_version"} for r in copy] == registry["features"]
+    assert {r["feature_set_version"] for r in copy} == {registry["feature_set_version"]}
+
+
+def test_cli_lists_the_registry_as_a_table(feature_lake: FeatureLake, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["features", "--source", str(feature_lake.gold), "list"]) == 0
+    out = capsys.readouterr().out
+    registry = list_features(feature_lake.gold)
+    assert registry["feature_set_version"] in out.splitlines()[0]
+    lines = out.splitlines()[3:]
+    assert len(lines) == len(registry["features"])
+    for line, entry in zip(lines, registry["features"], strict=True):
+        assert line.split()[0] == entry["name"] and entry["version"] in line and entry["window"] in line
+    assert cli.main(["features", "--source", str(feature_lake.gold), "list", "--model", "nope"]) == 2
+    assert "no gold model 'nope'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- transformers
+
+
+def test_transformer_state_matches_a_plain_python_fit(feature_lake: FeatureLake) -> None:
+    features = rows(feature_lake, "device_features_daily")
+    window = [r for r in features if FIT_START <= r["feature_date"] <= FIT_END]
+    assert 0 < len(window) < len(features)
+    state = state_rows(feature_lake)
+    versions = {r["state_version"] for r in state.values()}
+    assert len(versions) == 1 and len(versions.pop()) == 32
+    for r in state.values():
+        assert (r["fit_start_date"], r["fit_end_date"]) == (FIT_START, FIT_END)
+    for column in NUMERIC:
+        values = [r[column] for r in window]
+        std = state[("standard_scaler", column, None)]
+        assert std["fit_rows"] == len(values)
+        assert math.isclose(std["mean"], statistics.fmean(values), rel_tol=1e-12)
+        assert math.isclose(std["std"], statistics.pstdev(values), rel_tol=1e-12)
+        assert std["scale"] == (std["std"] if std["std"] > 0 else 1.0)
+        minmax = state[("min_max_scaler", column, None)]
+        assert (minmax["data_min"], minmax["data_max"]) == (min(values), max(values))
+        assert minmax["scale"] == (max(values) - min(values) or 1.0)
+
+    devices = {r["appmetrica_device_id"]: r for r in rows(feature_lake, "dim_devices")}
+    fit_devices = {r["appmetrica_device_id"] for r in window}
+    assert LATE_DEVICE not in fit_devices
+    for column in CATEGORICAL:
+        seen = [devices[d][column] for d in fit_devices]
+        categories = sorted({v for v in seen if v is not None})
+        for transformer in ("label_encoder", "one_hot_encoder"):
+            got = sorted(
+                (r["category_index"], r["category"], r["category_rows"])
+                for (t, f, _), r in state.items()
+                if t == transformer and f == column and not r["is_unknown_bucket"]
+            )
+            assert got == [(i, c, seen.count(c)) for i, c in enumerate(categories)]
+            unknown = [
+                r for (t, f, _), r in state.items() if t == transformer and f == column and r["is_unknown_bucket"]
+            ]
+            assert len(unknown) == 1 and unknown[0]["category_rows"] == seen.count(None)
+            assert unknown[0]["category_index"] == (-1 if transformer == "label_encoder" else len(categories))
+            assert unknown[0]["fit_rows"] == len(fit_devices)
+    assert LATE_OS not in {c for (_, f, c) in state if f == "os_name"}
+
+
+def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
+    state = state_rows(feature_lake)
+    devices = {r["appmetrica_device_id"]: r for r in rows(feature_lake, "dim_devices")}
+    features = rows(feature_lake, "device_features_daily")
+    transformed = rows(feature_lake, "device_features_daily_transformed")
+    assert [(r["appmetrica_device_id"], r["feature_date"]) for r in transformed] == [
+        (r["appmetrica_device_id"], r["feature_date"]) for r in features
+    ]
+    version = next(iter(state.values()))["state_version"]
+    outside_range = 0
+    for src, out in zip(features, transformed, strict=True):
+        assert out["state_version"] == version
+        for column in NUMERIC:
+            std, minmax = state[("standard_scaler", column, None)], state[("min_max_scaler", column, None)]
+            assert math.isclose(out[f"{column}_standard"], (src[column] - std["mean"]) / std["scale"], abs_tol=1e-12)
+            expected = (src[column] - minmax["data_min"]) / minmax["scale"]
+            assert math.isclose(out[f"{column}_min_max"], expected, abs_tol=1e-12)
+            outside_range += not 0 <= expected <= 1
+        for column in CATEGORICAL:
+            value = devices[src["appmetrica_device_id"]][column]
+            known = state.get(("label_encoder", column, value)) if value is not None else None
+            width = 1 + sum(1 for (t, f, c) in state if t == "one_hot_encoder" and f == column and c is not None)
+            label = known["category_index"] if known else -1
+            assert out[f"{column}_label"] == label
+            assert out[f"{column}_one_hot"] == [int(i == (label if known else width - 1)) for i in range(width)]
+    assert outside_range > 0, "rows outside the training window should leave the [0, 1] range somewhere"
+    late = [r for r in transformed if r["appmetrica_device_id"] == LATE_DEVICE]
+    assert late and all(r["os_name_label"] == -1 and r["os_name_one_hot"][-1] == 1 for r in late)
+    assert devices[LATE_DEVICE]["country_iso_code"] == LATE_COUNTRY
+    assert all(r["country_iso_code_label"] == -1 for r in late)
+
+
+def test_applying_the_same_state_again_gives_identical_output(feature_lake: FeatureLake, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    for folder in ("silver", "gold", "warehouse"):
+        shutil.copytree(feature_lake.root / folder, root / folder)
+    mart = Path("gold/device_features_daily_transformed/device_features_daily_transformed.parquet")
+    before = (root / mart).read_bytes()
+    registry_before = (root / "gold/_registry/feature_registry.json").read_bytes()
+    summary = build_gold(Layout(root), select="device_features_daily_transformed")
+    assert set(summary["marts"]) == {"device_features_daily_transformed"}
+    assert (root / mart).read_bytes() == before
+    assert (root / "gold/_registry/feature_registry.json").read_bytes() == registry_before
+
+
+# --------------------------------------------------------------------------------- point in time
+
+
+def oracle(lake: FeatureLake, mart: str, date_column: str) -> dict[int, list[tuple[dt.date, dict[str, Any]]]]:
+    by_device: dict[int, list[tuple[dt.date, dict[str, Any]]]] = defaultdict(list)
+    for r in rows(lake, mart):
+        by_device[r["appmetrica_device_id"]].append((r[date_column], r))
+    return by_device
+
+
+def latest_before(history: list[tuple[dt.date, dict[str, Any]]], cutoff: dt.date) -> tuple[dt.date, dict] | None:
+    earlier = [(d, r) for d, r in history if d < cutoff]
+    return max(earlier, key=lambda x: x[0]) if earlier else None
+
+
+def local_date(text: str) -> dt.date:
+    value = dt.datetime.fromisoformat(text)
+    return (value.astimezone(TZ) if value.tzinfo else value).date()
+
+
+def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLake) -> None:
+    daily = oracle(feature_lake, "device_features_daily", "feature_date")
+    fct = oracle(feature_lake, "fct_device_daily", "event_date")
+    transformed = oracle(feature_lake, "device_features_daily_transformed", "feature_date")
+    rng = random.Random(5)
+    known = sorted(daily)
+    first = {d: min(h)[0] for d, h in daily.items()}
+    texts: list[tuple[int, str]] = []
+    for _ in range(600):
+        device = rng.choice(known) if rng.random() < 0.9 else rng.randrange(1, 2**64)
+        day = dt.date(2026, 9, 28) + dt.timedelta(days=rng.randrange(40))
+        kind = rng.randrange(6)
+        if kind == 0:
+            text = f"{day}T00:00:00"
+        elif kind == 1:
+            text = f"{day} 23:59:59.999999"
+        elif kind == 2:  # 21:00 UTC the day before is local midnight of `day`
+            text = f"{day - dt.timedelta(days=1)}T21:00:00Z"
+        elif kind == 3:  # one second earlier: still the previous local day
+            text = f"{day - dt.timedelta(days=1)}T20:59:59+00:00"
+        elif kind == 4:
+            text = day.isoformat()
+        else:
+            text = f"{day}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"
+        texts.append((device, text))
+    # window edges of real devices: their first feature date, and the day after it
+    for device in known[:40]:
+        f = first[device]
+        texts += [
+            (device, f"{f}T00:00:00"),
+            (device, f"{f}T23:59:59"),
+            (device, f"{f + dt.timedelta(days=1)}T00:00:00"),
+        ]
+    entity_df = pd.DataFrame(
+        {
+            "appmetrica_device_id": [str(d) for d, _ in texts],
+            "event_timestamp": [t for _, t in texts],
+            "label": range(len(texts)),
+        }
+    )
+    result = get_historical_features(
+        entity_df,
+        ["events_7d", "days_since_last_event", "events_count", "os_name_one_hot", "events_1d_standard"],
+        source=feature_lake.gold,
+    )
+    assert list(result.columns) == [
+        "appmetrica_device_id", "event_timestamp", "label", "events_7d", "days_since_last_event", "events_count",
+        "os_name_one_hot", "events_1d_standard", "device_features_daily__feature_date", "fct_device_daily__event_date",
+        "device_features_daily_transformed__feature_date",
+    ]  # fmt: skip
+    assert list(result["label"]) == list(range(len(texts)))
+    nulls = 0
+    for (device, text), row in zip(texts, result.to_dict("records"), strict=True):
+        cutoff = local_date(text)
+        hit = latest_before(daily.get(device, []), cutoff)
+        if hit is None:
+            nulls += 1
+            assert pd.isna(row["events_7d"]) and pd.isna(row["device_features_daily__feature_date"]), (device, text)
+        else:
+            assert row["device_features_daily__feature_date"] == hit[0] < cutoff
+            assert (row["events_7d"], row["days_since_last_event"]) == (
+                hit[1]["events_7d"],
+                hit[1]["days_since_last_event"],
+            )
+        hit = latest_before(fct.get(device, []), cutoff)
+        assert (None if pd.isna(row["events_count"]) else row["events_count"]) == (hit and hit[1]["events_count"])
+        hit = latest_before(transformed.get(device, []), cutoff)
+        if hit is None:
+            assert row["os_name_one_hot"] is None
+        else:
+            assert list(row["os_name_one_hot"]) == hit[1]["os_name_one_hot"]
+            assert row["events_1d_standard"] == hit[1]["events_1d_standard"]
+    assert 50 < nulls < len(texts) - 300
+    edges = result.iloc[600:]
+    assert edges["events_7d"].iloc[0::3].isna().all()  # first feature date, midnight: nothing strictly before
+    assert edges["events_7d"].iloc[1::3].isna().all()  # same day, 23:59:59
+    assert edges["events_7d"].iloc[2::3].notna().all()  # next midnight: the first row
+    assert str(result["events_7d"].dtype) == "Int64"
+
+
+def test_timestamp_and_id_types(feature_lake: FeatureLake) -> None:
+    daily = oracle(feature_lake, "device_features_daily", "feature_date")
+    device = max(daily)  # above the signed 64-bit range
+    assert device >= 2**63
+    day = sorted(daily[device])[1][0] + dt.timedelta(days=1)
+    midnight = dt.datetime.combine(day, dt.time())
+    expected = latest_before(daily[device], day)
+    frames = [
+        pd.DataFrame({"appmetrica_device_id": pd.array([device], dtype="UInt64"), "event_timestamp": [midnight]}),
+        pd.DataFrame({"appmetrica_device_id": [device], "event_timestamp": [day]}),  # Python int, a date
+        pd.DataFrame(
+            {
+                "appmetrica_device_id": [str(device)],
+                "event_timestamp": pd.to_datetime([midnight]).tz_localize(TZ).tz_convert("UTC"),
+            }
+        ),
+        pa.table({"appmetrica_device_id": pa.array([device], pa.uint64()), "event_timestamp": [midnight]}),
+    ]
+    for frame in frames:
+        out = get_historical_features(frame, "events_28d,device_features_daily.sessions_7d", source=feature_lake.gold)
+        assert out["device_features_daily__feature_date"][0] == expected[0]
+        assert (out["events_28d"][0], out["sessions_7d"][0]) == (expected[1]["events_28d"], expected[1]["sessions_7d"])
+        assert out["appmetrica_device_id"].astype(str)[0] == str(device)
+
+
+def _entities(ids: list[Any], stamps: list[Any] | None = None, **extra: list[Any]) -> dict[str, list[Any]]:
+    return {"appmetrica_device_id": ids, "event_timestamp": stamps or ["2026-10-01"] * len(ids), **extra}
+
+
+@pytest.mark.parametrize(
+    ("entity", "features", "message"),
+    [
+        ({"device": [1], "event_timestamp": ["2026-10-01"]}, ["events_7d"], r"missing \['appmetrica_device_id'\]"),
+        (_entities(["1", "12a"]), ["events_7d"], r"row 1 .*'12a'"),
+        (_entities([5, -1]), ["events_7d"], r"non-negative.*row 1"),
+        (_entities([str(2**64)]), ["events_7d"], r"row 0"),
+        (_entities([1, 2], ["2026-10-01", None]), ["events_7d"], r"empty in entity row 1"),
+        (_entities([1], ["yesterday"]), ["events_7d"], r"row 0 .*ISO 8601.*yesterday"),
+        (_entities([1]), ["events_99d"], r"unknown feature 'events_99d'"),
+        (_entities([1]), ["dim_devices.os_name"], r"no timestamp"),
+        (_entities([1]), ["feature_date"], r"unknown feature"),
+        (_entities([1], events_7d=[0]), ["events_7d"], r"rename"),
+        (_entities([1]), [], r"non-empty"),
+        (_entities([1]), ["events_7d", "events_7d"], r"twice"),
+    ],
+    ids=[
+        "no-id-column", "letters", "negative", "above-uint64", "null-timestamp", "bad-timestamp", "unknown-feature",
+        "no-timestamp-mart", "key-not-feature", "name-clash", "no-features", "duplicate-feature",
+    ],
+)  # fmt: skip
+def test_bad_requests_are_clear_errors(
+    feature_lake: FeatureLake, entity: dict[str, list[Any]], features: list[str], message: str
+) -> None:
+    with pytest.raises(FeatureError, match=message):
+        get_historical_features(pd.DataFrame(entity), features, source=feature_lake.gold)
+
+
+def test_cli_historical_writes_parquet_and_csv(
+    feature_lake: FeatureLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    devices = sorted(oracle(feature_lake, "device_features_daily", "feature_date"))[-5:]
+    entities = tmp_path / "entities.csv"
+    entities.write_text(
+        "appmetrica_device_id,event_timestamp,label\n"
+        + "".join(f"{d},2026-10-{10 + i:02d}T12:00:00,{i}\n" for i, d in enumerate(devices))
+    )
+    base = ["features", "--source", str(feature_lake.gold), "historical", "--entities", str(entities)]
+    out = tmp_path / "train.parquet"
+    assert cli.main([*base, "--features", "events_7d,os_name_one_hot", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 5
+    table = pq.read_table(out)
+    assert table.column("appmetrica_device_id").to_pylist() == [str(d) for d in devices]
+    expected = get_historical_features(
+        pd.read_csv(entities, dtype={"appmetrica_device_id": str}),
+        ["events_7d", "os_name_one_hot"],
+        source=feature_lake.gold,
+    )
+    assert table.column("events_7d").to_pylist() == [None if pd.isna(v) else v for v in expected["events_7d"]]
+    csv_out = tmp_path / "train.csv"
+    assert (
+        cli.main([*base, "--features", "events_7d,os_name_one_hot", "--out", str(csv_out), "--no-feature-dates"]) == 0
+    )
+    frame = pd.read_csv(csv_out)
+    assert list(frame.columns) == ["appmetrica_device_id", "event_timestamp", "label", "events_7d", "os_name_one_hot"]
+    first = table.column("os_name_one_hot").to_pylist()[0]
+    assert (json.loads(frame["os_name_one_hot"][0]) if first is not None else None) == first
+    assert cli.main([*base, "--features", "nope", "--out", str(csv_out)]) == 2
+    assert "unknown feature 'nope'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- latest lookup
+
+
+@pytest.fixture
+def client(feature_lake: FeatureLake) -> TestClient:
+    return TestClient(create_app(LatestFeatureStore(feature_lake.gold), require_auth=False))
+
+
+def test_lookup_returns_the_latest_vector(feature_lake: FeatureLake, client: TestClient) -> None:
+    daily = oracle(feature_lake, "device_features_daily", "feature_date")
+    version = list_features(feature_lake.gold)["feature_set_version"]
+    for device in [*sorted(daily)[:20], LATE_DEVICE]:
+        day, row = max(daily[device], key=lambda x: x[0])
+        response = client.get(f"/{device}")
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "appmetrica_device_id": str(device),
+            "feature_date": day.isoformat(),
+            "feature_set_version": version,
+            "features": {c: row[c] for c in NUMERIC},
+        }
+    info = client.get("/").json()
+    assert info["feature_set_version"] == version and info["features"] == NUMERIC and info["devices"] == len(daily)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/1", 404), ("/12a", 422), ("/-5", 422), ("/" + "1" * 21, 422), (f"/{2**64}", 422), (f"/{2**64 - 2}", 404)],
+)
+def test_lookup_status_codes(client: TestClient, path: str, status: int) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_lookup_requires_an_airflow_user(feature_lake: FeatureLake) -> None:
+    response = TestClient(create_app(LatestFeatureStore(feature_lake.gold))).get(f"/{LATE_DEVICE}")
+    assert response.status_code == 401
+
+
+def test_lookup_reloads_when_gold_changes(feature_lake: FeatureLake, tmp_path: Path) -> None:
+    gold = tmp_path / "gold"
+    shutil.copytree(feature_lake.gold, gold)
+    store = LatestFeatureStore(gold, check_seconds=0)
+    before = store.lookup(LATE_DEVICE)
+    assert before is not None
+    path = gold / "device_features_daily" / "device_features_daily.parquet"
+    table = pq.read_table(path)
+    ids, values = table.column("appmetrica_device_id").to_pylist(), table.column("events_28d").to_pylist()
+    events = [v + 1000 if d == LATE_DEVICE else v for d, v in zip(ids, values, strict=True)]
+    table = table.set_column(table.schema.get_field_index("events_28d"), "events_28d", pa.array(events, pa.int64()))
+    pq.write_table(table, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    after = store.lookup(str(LATE_DEVICE))
+    assert after is not None and after["features"]["events_28d"] == before["features"]["events_28d"] + 1000

@@ -1,0 +1,65 @@
+"""The feature registry goes out with the marts in the local publish fallback too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Imported at collection: importing Airflow reconfigures logging.
+from airflow.sdk import BaseHook  # noqa: F401
+
+from lakehouse.publish import PublishError, publish_gold
+from lakehouse.settings import Layout
+
+
+@pytest.fixture
+def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
+    for name in ("AIRFLOW_CONN_LAKEHOUSE_S3", "LAKEHOUSE_S3_BUCKET", "LAKEHOUSE_S3_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    layout = Layout.from_env()
+    mart = layout.gold / "fct_device_daily" / "fct_device_daily.parquet"
+    mart.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"n": [1, 2]}), mart)
+    return layout
+
+
+def test_registry_files_are_published_and_listed(layout: Layout) -> None:
+    registry = layout.gold / "_registry"
+    registry.mkdir()
+    (registry / "feature_registry.json").write_text(json.dumps({"feature_set_version": "v", "features": [{}, {}]}))
+    pq.write_table(pa.table({"name": ["a", "b"]}), registry / "feature_registry.parquet")
+    (registry / ".tmp-feature_registry.json.x").write_text("partial")
+    manifest = publish_gold(dt.date(2026, 11, 1))
+    root = layout.published / "gold"
+    assert (root / "_registry" / "feature_registry.json").read_bytes() == (
+        registry / "feature_registry.json"
+    ).read_bytes()
+    assert sorted(p.name for p in (root / "_registry").iterdir()) == [
+        "feature_registry.json",
+        "feature_registry.parquet",
+    ]
+    assert [(e["key"], e["rows"]) for e in manifest["registry"]] == [
+        ("gold/_registry/feature_registry.json", 2),
+        ("gold/_registry/feature_registry.parquet", 2),
+    ]
+    assert [o["mart"] for o in manifest["objects"]] == ["fct_device_daily"]
+    written = json.loads((root / "_manifests" / "date=2026-11-01" / "manifest.json").read_text())
+    assert written["registry"] == manifest["registry"]
+
+
+def test_without_registry_the_manifest_has_no_registry_section(layout: Layout) -> None:
+    assert "registry" not in publish_gold(dt.date(2026, 11, 1))
+
+
+def test_a_broken_registry_file_is_an_error(layout: Layout) -> None:
+    (layout.gold / "_registry").mkdir()
+    (layout.gold / "_registry" / "feature_registry.json").write_text("{not json")
+    with pytest.raises(PublishError, match=r"feature_registry\.json is not a registry JSON file"):
+        publish_gold(dt.date(2026, 11, 1))
