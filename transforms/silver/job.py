@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ import pyarrow.compute as pc
 
 from ingest.appmetrica.resources import RESOURCES, Resource
 from lakehouse.fsutil import staged_dir, write_json
-from lakehouse.settings import ConfigError, Layout
+from lakehouse.settings import Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
+from transforms.silver.quarantine import quarantine_max_rate
 from transforms.silver.schemas import (
     EVENTS_PART,
     FIELD_TYPES,
@@ -46,7 +46,6 @@ from transforms.silver.writer import PartitionWriter, WriterLimits
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
-DEFAULT_QUARANTINE_MAX_RATE = 0.01
 SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
 
@@ -490,21 +489,6 @@ def _write_tables(
 
 class _KeepQuarantineOnly(Exception):
     """Internal: discard the staged silver partitions but keep the staged quarantine."""
-
-
-def quarantine_max_rate() -> float:
-    """The share of a resource's rows that may be quarantined before the day fails.
-
-    Set by ``LAKEHOUSE_QUARANTINE_MAX_RATE`` (0..1, default 0.01 = 1 %).
-    """
-    raw = os.environ.get("LAKEHOUSE_QUARANTINE_MAX_RATE", str(DEFAULT_QUARANTINE_MAX_RATE))
-    try:
-        rate = float(raw)
-    except ValueError:
-        rate = -1.0
-    if not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"LAKEHOUSE_QUARANTINE_MAX_RATE must be a number between 0 and 1, got {raw!r}")
-    return rate
 
 
 def _threshold_breach(day: dt.date, stats: dict[str, ResourceStats], max_rate: float) -> str | None:
