@@ -60,6 +60,7 @@ class Entry:
     etag: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON-ready values (``modified`` in ISO 8601)."""
         out = asdict(self)
         out["modified"] = self.modified.isoformat() if self.modified else None
         return out
@@ -110,9 +111,11 @@ class S3Store:
         self.list_requests = 0
 
     def uri(self, key: str) -> str:
+        """``s3://<bucket>/<key>``."""
         return f"s3://{self.bucket}/{key}"
 
     def ls(self, prefix: str, page_size: int = DEFAULT_PAGE_SIZE) -> list[Entry]:
+        """Folders and objects directly under ``prefix``, ``page_size`` keys per ListObjectsV2 request."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         entries: list[Entry] = []
@@ -134,6 +137,7 @@ class S3Store:
         return entries
 
     def info(self, key: str) -> dict[str, Any]:
+        """HEAD ``key``: ``exists`` False on 404, else size, ETag, modified, content type, sha256 metadata."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -156,6 +160,7 @@ class S3Store:
         }
 
     def get(self, key: str, dest: Path) -> None:
+        """Download ``key`` to the file ``dest``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from lakehouse.publish import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD
@@ -168,6 +173,7 @@ class S3Store:
             raise S3ToolsError(f"downloading {self.uri(key)} failed: {type(exc).__name__}: {exc}") from exc
 
     def put(self, path: Path, key: str, sha256: str, etag: str) -> None:
+        """Upload ``path`` to ``key`` with its sha256 as metadata, then verify size, sha256 and ``etag``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from lakehouse.publish import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, PublishError, _verify_object
@@ -187,6 +193,7 @@ class S3Store:
             raise S3ToolsError(str(exc)) from exc
 
     def rm(self, key: str) -> None:
+        """Delete ``key``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -211,6 +218,7 @@ class LocalStore:
         self.list_requests = 0
 
     def uri(self, key: str) -> str:
+        """The file standing for ``key``."""
         return str(self.root / key)
 
     def _path(self, key: str) -> Path:
@@ -220,6 +228,7 @@ class LocalStore:
         return path
 
     def ls(self, prefix: str, page_size: int = DEFAULT_PAGE_SIZE) -> list[Entry]:
+        """Folders and files directly under ``prefix`` (ETag = MD5 of the file)."""
         self.list_requests += 1
         folder = self._path(prefix) if prefix else self.root
         if not folder.is_dir():
@@ -238,6 +247,7 @@ class LocalStore:
         return entries
 
     def info(self, key: str) -> dict[str, Any]:
+        """What :meth:`S3Store.info` returns, for a file."""
         path = self._path(key)
         if not path.is_file():
             return {"uri": str(path), "exists": False}
@@ -247,12 +257,14 @@ class LocalStore:
                 "content_type": mimetypes.guess_type(path.name)[0], "sha256": None}  # fmt: skip
 
     def get(self, key: str, dest: Path) -> None:
+        """Copy the file of ``key`` to ``dest`` atomically."""
         from lakehouse.fsutil import atomic_file
 
         with open(self._path(key), "rb") as fin, atomic_file(dest) as fout:
             shutil.copyfileobj(fin, fout, _BLOCK)
 
     def put(self, path: Path, key: str, sha256: str, etag: str) -> None:
+        """Copy ``path`` to the file of ``key`` atomically and check its sha256."""
         from lakehouse.fsutil import atomic_file, sha256_file
 
         target = self._path(key)
@@ -262,6 +274,7 @@ class LocalStore:
             raise S3ToolsError(f"verification of {target} failed: it does not match {path}")
 
     def rm(self, key: str) -> None:
+        """Delete the file of ``key``."""
         self._path(key).unlink()
 
 
@@ -286,6 +299,7 @@ class S3Tools:
         self.bucket = bucket
 
     def key(self, text: str) -> str:
+        """``text`` as an object key of this bucket (see :func:`normalize_key`)."""
         return normalize_key(text, self.bucket)
 
     def ls(self, prefix: str | None = None, page_size: int = DEFAULT_PAGE_SIZE) -> list[Entry]:

@@ -52,8 +52,14 @@ def add_parser(sub: Any) -> None:
     test.add_argument("--date", required=True)
     test.add_argument("--demo", action="store_true",
                       help="start the demo vacancies API and point the source's connection at it")  # fmt: skip
-    server = cmds.add_parser("demo-server", help="the demo vacancies API in the foreground")
-    server.add_argument("args", nargs=argparse.REMAINDER)
+    server = cmds.add_parser(
+        "demo-server", help="the demo vacancies API in the foreground (token: DEMO_VACANCIES_TOKEN)"
+    )
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8780)
+    server.add_argument("--start", help="first publication day, YYYY-MM-DD")
+    server.add_argument("--days", type=int, help="days of vacancies to generate")
+    server.add_argument("--per-day", type=int, help="vacancies published per day")
 
 
 def _print(obj: object) -> None:
@@ -110,7 +116,11 @@ def _run(args: argparse.Namespace) -> int:
     elif cmd == "demo-server":
         from ingest.sources.demo.vacancies import main as server_main
 
-        return server_main(args.args)
+        argv = ["--host", args.host, "--port", str(args.port)]
+        for flag, value in (("--start", args.start), ("--days", args.days), ("--per-day", args.per_day)):
+            if value is not None:
+                argv += [flag, str(value)]
+        return server_main(argv)
     return 0
 
 

@@ -78,6 +78,7 @@ class FieldSpec:
 
     @property
     def is_array(self) -> bool:
+        """True for ``array[...]`` types."""
         return self.type.startswith("array[")
 
     @property
@@ -169,6 +170,7 @@ class ResourceSpec:
 
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The declared field names, in order."""
         return tuple(f.name for f in self.fields)
 
 
@@ -207,10 +209,12 @@ class SourceSpec:
 
     @property
     def dag_id(self) -> str:
+        """The generated DAG's id: ``source_<name>``."""
         return f"source_{self.name}"
 
     @property
     def tz(self) -> ZoneInfo:
+        """The source's time zone (validated when the file was loaded)."""
         return ZoneInfo(self.timezone)
 
     def window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:

@@ -94,6 +94,7 @@ class ResourceStats:
     extra_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts as a JSON-ready dict (for the run summary)."""
         return {
             "records_read": self.records_read,
             "rows_good": self.rows_good,

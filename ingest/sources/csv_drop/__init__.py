@@ -125,6 +125,7 @@ class CsvDropSource:
 
     @property
     def name(self) -> str:
+        """The source's name."""
         return self.spec.name
 
     def match(self, file_name: str) -> ResourceSpec | None:

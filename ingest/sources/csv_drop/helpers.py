@@ -118,6 +118,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """True when the file can be loaded as it is."""
         return self.file_error is None and self.problem_count == 0
 
     def reason(self) -> str:
@@ -131,6 +132,7 @@ class CheckResult:
         return f"{self.problem_count} of {self.rows} rows do not fit the declared schema: {listed}{more}"
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as written to the ``.reason.json`` beside a quarantined file."""
         return {
             "reason": self.reason(),
             "rows": self.rows,

@@ -293,6 +293,7 @@ class VacanciesApiServer:
         return int(raw)
 
     def handle(self, raw_path: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        """Answer one GET: (status, headers, body). Called from the handler threads."""
         split = urlsplit(raw_path)
         path, params = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         status, extra, body = 500, {}, b""

@@ -84,6 +84,7 @@ class RestApiSource:
 
     @property
     def name(self) -> str:
+        """The source's name."""
         return self.spec.name
 
     def extract(
