@@ -26,7 +26,7 @@ from ingest.sources.connection import Credentials
 from ingest.sources.demo.vacancies import VacanciesApiServer
 from ingest.sources.rest_api import rest_api_source
 from lakehouse.settings import Layout
-from transforms.gold import build_gold
+from transforms.gold import build_gold, dbt_paths
 from transforms.sources import build_source_silver
 
 pytestmark = pytest.mark.integration
@@ -159,6 +159,21 @@ def test_bronze_silver_and_quarantine_account_for_every_record(api, built):
     # the injected 429 (Retry-After: 1) and 503 were retried, then every request succeeded
     assert api.statuses()[:3] == [429, 503, 200]
     assert built["manifests"][0]["waited_seconds"] >= 1.0
+
+
+def test_every_vacancies_model_is_described_with_exactly_its_columns(built):
+    paths = dbt_paths(built["layout"], "vacancies")
+    manifest = json.loads((paths["target"] / "manifest.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values()
+              if n["resource_type"] == "model" and "source_vacancies" in n["tags"]}  # fmt: skip
+    assert set(models) == {"stg_vacancies__vacancies", "int_vacancies__latest", "int_vacancy_skills",
+                           "vacancy_skills_daily"}  # fmt: skip
+    with duckdb.connect(str(paths["database"]), read_only=True) as con:
+        for name, node in models.items():
+            assert node["description"].startswith("One row per"), name
+            assert all(c["description"] for c in node["columns"].values()), name
+            columns = con.sql(f"select * from {node['relation_name']} limit 0").columns  # noqa: S608
+            assert columns == list(node["columns"]), name
 
 
 def test_the_vacancies_build_left_appmetrica_alone(built):

@@ -64,8 +64,9 @@ def test_append_keeps_every_row(tmp_path):
 
 def test_records_outside_the_window_are_dropped_for_updated_after_apis(tmp_path):
     layout = Layout(tmp_path)
-    write_bronze(layout, [{"items": [rec(1, "2026-11-01T23:59:59Z"), rec(2, "2026-11-02T00:00:00Z"),
-                                     rec(3, "2026-10-31T23:00:00-02:00"), rec(4, "2026-10-31T23:59:59Z")]}])  # fmt: skip
+    records = [rec(1, "2026-11-01T23:59:59Z"), rec(2, "2026-11-02T00:00:00Z"), rec(3, "2026-10-31T23:00:00-02:00"),
+               rec(4, "2026-10-31T23:59:59Z")]  # fmt: skip
+    write_bronze(layout, [{"items": records}])
     result = build_source_silver(spec(incremental={"cursor_field": "updated_at", "start_param": "s"}), DAY, layout)
     assert result["resources"]["items"]["outside_window"] == 2
     assert [r["id"] for r in silver_rows(layout)] == [1, 3]  # 3 is 2026-11-01 01:00 UTC
