@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -18,6 +19,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+# Imported at collection: importing Airflow reconfigures logging, which would drop caplog's handler mid-test.
+import airflow  # noqa: F401
 import duckdb
 import pytest
 
@@ -224,7 +227,8 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_pagination_style_and_auth_mode_pulls_the_same_rows(api, tmp_path, variant):
+def test_every_pagination_style_and_auth_mode_pulls_the_same_rows(api, tmp_path, variant, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs request URLs (with a query key) at DEBUG
     resource_changes, auth = VARIANTS[variant]
     base = get_source("vacancies")
     doc = {"sources": {"jobs": {"kind": "rest_api", "connection": "jobs_api", "auth": auth, "resources": {}}}}
@@ -255,3 +259,5 @@ def test_every_pagination_style_and_auth_mode_pulls_the_same_rows(api, tmp_path,
     want = con.execute(query, [f"{reference.root}/silver/vacancies__vacancies/*/*.parquet"]).fetchall()
     have = con.execute(query, [f"{layout.root}/silver/jobs__vacancies/*/*.parquet"]).fetchall()
     assert have == want and len(want) > 20
+    assert "GET /v1/vacancies" in caplog.text  # urllib3's request lines were logged...
+    assert TOKEN not in caplog.text  # ...without the key

@@ -97,6 +97,23 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+class _Redact(logging.Filter):
+    """Replaces a secret in the log records of a library logger (urllib3 logs request URLs at DEBUG)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "***"), None
+        return True
+
+
+_URLLIB3_LOGGER = "urllib3.connectionpool"
+
+
 class HttpClient:
     """GETs JSON for one source with its auth, retry and rate-limit rules.
 
@@ -128,6 +145,7 @@ class HttpClient:
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         self._auth: tuple[str, str] | None = None
         self._query: dict[str, str] = {}
+        self._redact: _Redact | None = None
         secret = credentials.secret
         auth = source.auth
         if auth.type == "bearer":
@@ -138,6 +156,9 @@ class HttpClient:
         elif auth.type == "query":
             assert auth.name is not None
             self._query[auth.name] = str(secret)
+            # The key is part of the URL, which urllib3 logs at DEBUG: keep it out of those lines.
+            self._redact = _Redact(str(secret))
+            logging.getLogger(_URLLIB3_LOGGER).addFilter(self._redact)
         elif auth.type == "basic":
             self._auth = (str(credentials.login), str(secret))
 
@@ -147,8 +168,11 @@ class HttpClient:
         return self.source.auth.name if self.source.auth.type == "query" else None
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and stop redacting urllib3's log lines)."""
         self.session.close()
+        if self._redact is not None:
+            logging.getLogger(_URLLIB3_LOGGER).removeFilter(self._redact)
+            self._redact = None
 
     def scrub(self, text: str) -> str:
         """``text`` with the secret (and the basic-auth login) replaced by ``***``."""
