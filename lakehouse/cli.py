@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from lakehouse import s3tools, sources_cli
 from lakehouse.features import cli as features_cli
 from lakehouse.settings import ConfigError
 
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     features_cli.add_parser(sub)
     server = sub.add_parser("demo-server", help="run the demo AppMetrica Logs API server in the foreground")
     server.add_argument("args", nargs=argparse.REMAINDER)
+    s3tools.add_parser(sub)
+    sources_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -85,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ingest.appmetrica.demo.__main__ import main as server_main
 
             return server_main(args.args)
+        elif args.command == "s3":
+            return s3tools.run(args)
+        elif args.command == "sources":
+            return sources_cli.run(args)
     except (ConfigError, ValueError) as exc:
         print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
         return 2

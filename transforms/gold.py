@@ -57,13 +57,21 @@ class _Mart:
     order_by: tuple[str, ...]
 
 
-def dbt_paths(layout: Layout) -> dict[str, Path]:
-    """Where a dbt invocation for ``layout`` keeps its artifacts, logs and database."""
+def dbt_paths(layout: Layout, workspace: str | None = None) -> dict[str, Path]:
+    """Where a dbt invocation for ``layout`` keeps its artifacts, logs and database.
+
+    A ``workspace`` (a declared source's name) gets its own target, logs and DuckDB file, so its
+    build never waits on, nor writes into, the AppMetrica build's database.
+    """
     base = layout.warehouse / "dbt"
+    database = layout.warehouse / WAREHOUSE_FILE
+    if workspace is not None:
+        base = base / check_name(workspace, what="dbt workspace")
+        database = layout.warehouse / f"{workspace}.duckdb"
     return {
         "target": base / "target",
         "logs": base / "logs",
-        "database": layout.warehouse / WAREHOUSE_FILE,
+        "database": database,
         "docs": layout.root / "docs" / "dbt",
     }
 
@@ -100,15 +108,18 @@ def _dbt_command(args: list[str], *, target: Path, logs: Path) -> list[str]:
     ]
 
 
-def _dbt_env(layout: Layout) -> dict[str, str]:
+def _dbt_env(layout: Layout, database: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["LAKEHOUSE_DATA_DIR"] = str(layout.root)
+    env["LAKEHOUSE_DBT_DATABASE"] = str(database or dbt_paths(layout)["database"])  # read by profiles.yml
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def _run_dbt(args: list[str], layout: Layout, *, target: Path, logs: Path) -> tuple[int, list[str]]:
+def _run_dbt(
+    args: list[str], layout: Layout, *, target: Path, logs: Path, database: Path | None = None
+) -> tuple[int, list[str]]:
     """Run dbt with ``args``, logging its output line by line; return its exit code and output."""
     for folder in (target, logs, layout.warehouse):
         folder.mkdir(parents=True, exist_ok=True)
@@ -118,7 +129,7 @@ def _run_dbt(args: list[str], layout: Layout, *, target: Path, logs: Path) -> tu
     with subprocess.Popen(
         cmd,
         cwd=DBT_PROJECT_DIR,
-        env=_dbt_env(layout),
+        env=_dbt_env(layout, database),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -199,7 +210,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _publish(layout: Layout, marts: list[_Mart]) -> dict[str, dict[str, Any]]:
+def _publish(layout: Layout, marts: list[_Mart], database: Path | None = None) -> dict[str, dict[str, Any]]:
     """Copy each mart to a temporary file beside its gold path, then rename them all into place."""
     import duckdb
     import pyarrow.parquet as pq
@@ -207,7 +218,7 @@ def _publish(layout: Layout, marts: list[_Mart]) -> dict[str, dict[str, Any]]:
     token = uuid.uuid4().hex
     staged: list[tuple[_Mart, Path, Path]] = []
     try:
-        with duckdb.connect(str(dbt_paths(layout)["database"]), read_only=True) as con:
+        with duckdb.connect(str(database or dbt_paths(layout)["database"]), read_only=True) as con:
             for mart in marts:
                 final = gold_path(layout, mart.name)
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -261,11 +272,20 @@ def _feature_registry(manifest: dict[str, Any]) -> dict[str, Any] | None:
         raise GoldBuildError(f"{exc} (gold left unchanged)") from exc
 
 
-def build_gold(layout: Layout | None = None, *, select: str | None = None) -> dict[str, Any]:
+def build_gold(
+    layout: Layout | None = None,
+    *,
+    select: str | None = None,
+    selector: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
     """Run ``dbt build`` over the silver data of ``layout`` and publish the gold marts it built.
 
     ``select`` is a dbt ``--select`` expression; by default the ``gold`` selector runs (the marts,
-    everything upstream of them and all their tests). Raises ``GoldBuildError`` naming the
+    everything upstream of them and all their tests); ``selector`` names another selector of
+    ``selectors.yml`` instead (a declared source's, e.g. ``source_vacancies``), and ``workspace``
+    gives that build its own target folder and DuckDB file (see :func:`dbt_paths`). Only the marts
+    built by this invocation are published. Raises ``GoldBuildError`` naming the
     failing models/tests; nothing under ``gold/`` changes then. Returns
     ``{"marts": {mart: {"path": str, "rows": int}}, "feature_set_version": str | None,
     "models": {status: n}, "data_tests": {status: n}, "unit_tests": {status: n}, "elapsed_seconds": s}``
@@ -273,8 +293,8 @@ def build_gold(layout: Layout | None = None, *, select: str | None = None) -> di
     checked before the marts are published and written to ``gold/_registry/`` after them.
     """
     layout = layout or Layout.from_env()
-    paths = dbt_paths(layout)
-    if select is None:
+    paths = dbt_paths(layout, workspace)
+    if select is None and selector is None:
         silver_events = layout.silver_table("events_part")
         if not any(silver_events.glob("date=*/*.parquet")):
             raise GoldBuildError(f"no silver events_part Parquet under {silver_events}: nothing to build gold from")
@@ -285,16 +305,17 @@ def build_gold(layout: Layout | None = None, *, select: str | None = None) -> di
     if select:
         args = ["build", "--select", select, "--indirect-selection", "buildable"]
     else:
-        args = ["build", "--selector", DEFAULT_SELECTOR]
-    returncode, output = _run_dbt(args, layout, target=paths["target"], logs=paths["logs"])
+        args = ["build", "--selector", selector or DEFAULT_SELECTOR]
+    returncode, output = _run_dbt(args, layout, target=paths["target"], logs=paths["logs"], database=paths["database"])
     run_results = _read_json(run_results_path)
     if returncode != 0 or run_results is None or _failures(run_results):
         _raise_failed(returncode, run_results, output)
     assert run_results is not None
 
     manifest = _read_json(paths["target"] / "manifest.json") or {}
-    registry = _feature_registry(manifest)  # checked before publishing: an undeclared column stops the build
-    marts = _publish(layout, _marts(manifest, run_results))
+    # The registry describes the AppMetrica feature marts; a declared source's build leaves it alone.
+    registry = _feature_registry(manifest) if selector is None else None  # checked before publishing
+    marts = _publish(layout, _marts(manifest, run_results), paths["database"])
     if registry is not None:
         from transforms.feature_registry import write_registry
 

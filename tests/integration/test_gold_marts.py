@@ -498,7 +498,7 @@ def test_staging_covers_the_whole_silver_layer(built: Built, tmp_path: Path) -> 
         folder.mkdir(parents=True)
         pq.write_table(pa.Table.from_pydict(columns, schema=schema), folder / "part-00000.parquet")
 
-    summary = build_gold(Layout(root), select="path:models/staging")
+    summary = build_gold(Layout(root), select="path:models/staging/appmetrica")
     assert summary["marts"] == {}
     assert summary["models"] == {"success": 7}
     assert set(summary["data_tests"]) == {"pass"} and summary["data_tests"]["pass"] >= 25

@@ -39,7 +39,9 @@ def test_no_import_errors(dagbag):
 
 def test_dag_id_is_the_file_name_and_dag_is_documented(dagbag):
     for dag_id, dag in dagbag.dags.items():
-        assert Path(dag.fileloc).stem == dag_id
+        # dags/sources.py generates one DAG per declared source: source_<name>
+        expected = "sources" if dag_id.startswith("source_") else dag_id
+        assert Path(dag.fileloc).stem == expected
         assert dag.doc_md and dag.tags
         for t in dag.tasks:
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
@@ -101,7 +103,59 @@ def test_date_param_wins_and_is_validated():
             resolve_day(bad, None)
 
 
-def test_dag_file_imports_nothing_heavy():
+def test_every_declared_source_has_its_dag(dagbag):
+    from ingest.sources.config import load_declarations
+
+    declared = {spec.dag_id: spec for spec in load_declarations().values()}
+    assert declared and set(declared) <= set(dagbag.dags)
+    for dag_id, spec in declared.items():
+        dag = dagbag.dags[dag_id]
+        assert {"source", spec.kind} <= set(dag.tags)
+        if spec.kind == "rest_api":
+            order = ["resolve_day", "extract", "build_silver", "build_gold", "report"]
+            assert "date" in dag.params
+        else:
+            order = ["pick_up", "build_silver", "build_gold", "report"]
+        for upstream, downstream in itertools.pairwise(order):
+            assert downstream in dag.get_task(upstream).downstream_task_ids, (dag_id, upstream)
+
+
+def test_a_scheduled_source_run_pulls_the_day_that_just_ended(dagbag):
+    from airflow.serialization.serialized_objects import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from lakehouse.sources import resolve_day
+
+    dag = dagbag.dags["source_vacancies"]  # "30 0 * * *" in UTC
+    timetable = coerce_to_core_timetable(dag.timetable)
+    utc = ZoneInfo("UTC")
+    last = DataInterval(dt.datetime(2026, 10, 30, 0, 30, tzinfo=utc), dt.datetime(2026, 10, 31, 0, 30, tzinfo=utc))
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=last,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+    )
+    assert info.run_after == dt.datetime(2026, 11, 1, 0, 30, tzinfo=utc)
+    assert resolve_day("vacancies", None, info.data_interval.start) == dt.date(2026, 10, 31)
+    assert resolve_day("vacancies", "2026-10-05", info.data_interval.start) == dt.date(2026, 10, 5)
+
+
+def test_an_invalid_sources_file_is_an_import_error_naming_the_field(tmp_path, monkeypatch):
+    bad = tmp_path / "sources.yml"
+    bad.write_text("sources:\n  shop:\n    kind: rest_api\n    resources: {}\n")
+    home = tmp_path / "home"
+    for key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AIRFLOW_HOME", str(home))
+    monkeypatch.setenv("LAKEHOUSE_SOURCES_FILE", str(bad))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "sources.py"))
+    [(path, error)] = bag.import_errors.items()
+    assert path.endswith("sources.py") and "sources.yml: sources.shop.resources: declares no resource" in error
+
+
+@pytest.mark.parametrize("dag_file", ["appmetrica_lakehouse.py", "sources.py"])
+def test_dag_file_imports_nothing_heavy(dag_file):
     """Parsing must stay cheap: no pandas, pyarrow, dbt, GX or boto3 at DAG import time."""
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
@@ -110,7 +164,7 @@ def test_dag_file_imports_nothing_heavy():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     out = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "dags" / "appmetrica_lakehouse.py")],
+        [sys.executable, "-c", code, str(REPO / "dags" / dag_file)],
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout

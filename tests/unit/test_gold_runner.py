@@ -99,8 +99,11 @@ def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypat
     part.mkdir(parents=True)
     (part / "part-00000.parquet").write_bytes(b"not read: dbt is stubbed")
 
-    def fake_dbt(args: list[str], layout: Layout, *, target: Path, logs: Path) -> tuple[int, list[str]]:
+    def fake_dbt(
+        args: list[str], layout: Layout, *, target: Path, logs: Path, database: Path | None = None
+    ) -> tuple[int, list[str]]:
         assert args == ["build", "--selector", "gold"]
+        assert database == layout.warehouse / "lakehouse.duckdb"
         target.mkdir(parents=True, exist_ok=True)
         results = _run_results(("test.appmetrica_lakehouse.not_null_dim_devices_first_seen_date.1", "fail"))
         (target / "run_results.json").write_text(json.dumps(results))
@@ -117,3 +120,32 @@ def test_no_silver_events_fails_before_running_dbt(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(gold, "_run_dbt", lambda *a, **k: pytest.fail("dbt must not run"))
     with pytest.raises(gold.GoldBuildError, match="no silver events_part"):
         gold.build_gold(Layout(tmp_path))
+
+
+def test_a_declared_sources_build_uses_its_selector_database_and_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = Layout(tmp_path)  # no AppMetrica silver at all: a source's build must not need it
+    seen: dict[str, object] = {}
+
+    def fake_dbt(
+        args: list[str], layout: Layout, *, target: Path, logs: Path, database: Path | None = None
+    ) -> tuple[int, list[str]]:
+        seen.update(args=args, target=target, database=database)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "run_results.json").write_text(json.dumps(_run_results()))
+        return 0, ["Done."]
+
+    monkeypatch.setattr(gold, "_run_dbt", fake_dbt)
+    monkeypatch.setattr(gold, "_publish", lambda layout, marts, database=None: {})
+    gold.build_gold(layout, selector="source_vacancies", workspace="vacancies")
+    assert seen == {
+        "args": ["build", "--selector", "source_vacancies"],
+        "target": tmp_path / "warehouse" / "dbt" / "vacancies" / "target",
+        "database": tmp_path / "warehouse" / "vacancies.duckdb",
+    }
+    env = gold._dbt_env(layout, tmp_path / "warehouse" / "vacancies.duckdb")
+    assert env["LAKEHOUSE_DBT_DATABASE"] == str(tmp_path / "warehouse" / "vacancies.duckdb")
+    assert gold._dbt_env(layout)["LAKEHOUSE_DBT_DATABASE"] == str(tmp_path / "warehouse" / "lakehouse.duckdb")
+    with pytest.raises(ValueError, match="dbt workspace"):
+        gold.dbt_paths(layout, "../x")

@@ -29,6 +29,7 @@ from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
+from transforms.silver.quarantine import quarantine_max_rate
 from transforms.silver.schemas import (
     ENUM_VALUES,
     EVENTS_PART,
@@ -47,7 +48,6 @@ from transforms.silver.writer import PartitionWriter, WriterLimits
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
-DEFAULT_QUARANTINE_MAX_RATE = 0.01
 SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
 # Reasons meaning "the value does not fit the column's contract type"; their detail starts with "<column>=".
@@ -508,21 +508,6 @@ def max_field_chars() -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise ConfigError(f"LAKEHOUSE_SILVER_MAX_FIELD_CHARS must be a positive whole number, got {raw!r}")
     return int(raw)
-
-
-def quarantine_max_rate() -> float:
-    """The share of a resource's rows that may be quarantined before the day fails.
-
-    Set by ``LAKEHOUSE_QUARANTINE_MAX_RATE`` (0..1, default 0.01 = 1 %).
-    """
-    raw = os.environ.get("LAKEHOUSE_QUARANTINE_MAX_RATE", str(DEFAULT_QUARANTINE_MAX_RATE))
-    try:
-        rate = float(raw)
-    except ValueError:
-        rate = -1.0
-    if not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"LAKEHOUSE_QUARANTINE_MAX_RATE must be a number between 0 and 1, got {raw!r}")
-    return rate
 
 
 def _threshold_breach(day: dt.date, stats: dict[str, ResourceStats], max_rate: float) -> str | None:

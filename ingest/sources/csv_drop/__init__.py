@@ -1,0 +1,266 @@
+"""CSV drop sources: files put into ``$LAKEHOUSE_DATA_DIR/inbox/<source>/`` -> bronze, or quarantine.
+
+Public entry point: :func:`csv_drop_source`. Usage::
+
+    source = csv_drop_source("exchange_rates")
+    summary = source.pick_up()          # every file now in inbox/exchange_rates/
+
+Each file in the inbox (names starting with ``.`` or ``_``, and names a producer is still
+writing such as ``*.tmp`` or ``*.part``, are left alone: write elsewhere, then rename into the inbox)
+is matched to the first resource whose ``file_pattern`` fits its name, then:
+
+- a file whose sha256 was loaded before (it is in a bronze manifest of the source) is not loaded
+  again: it is moved to quarantine with reason ``duplicate_file``;
+- a file that does not fit the declared schema (no matching resource, undecodable, a missing
+  column, a row with the wrong field count, a value of the wrong type, a required value missing)
+  is moved whole to ``quarantine/inbox/<source>/date=D/<time>-<name>`` with
+  ``<time>-<name>.reason.json`` saying why (the first problems, with row numbers);
+- a good file is copied to ``bronze/<source>/<resource>/date=D/<sha256[:12]>-<name>``, listed in that
+  partition's ``_manifest.json`` (original name, sha256, bytes, rows, received_at), and only then
+  removed from the inbox.
+
+D is the day the file was picked up, in the source's time zone. A lock file in the inbox keeps two
+pick-ups of one source from interleaving. Settings are in ``settings.py``, reading and checking a
+file in ``helpers.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import fnmatch
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.sources.config import ResourceSpec, SourceConfigError, SourceSpec, get_source
+from ingest.sources.csv_drop.helpers import check_file, safe_file_name
+from ingest.sources.csv_drop.settings import (
+    IN_PROGRESS_SUFFIXES,
+    INBOX_DIR,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    QUARANTINE_DIR,
+)
+from lakehouse.fsutil import atomic_file, fsync_path, write_json
+from lakehouse.settings import Layout
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MANIFEST_NAME", "CsvDropSource", "CsvResource", "csv_drop_source", "inbox_dir"]
+
+_COPY_BLOCK = 1 << 20
+
+
+def inbox_dir(layout: Layout, source: str) -> Path:
+    """``$LAKEHOUSE_DATA_DIR/inbox/<source>/``."""
+    return layout.root / INBOX_DIR / source
+
+
+def quarantine_dir(layout: Layout, source: str, day: dt.date) -> Path:
+    """Where rejected inbox files of ``day`` go: ``quarantine/inbox/<source>/date=D/``."""
+    return layout.root / "quarantine" / QUARANTINE_DIR / source / f"date={day.isoformat()}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _copy_hashing(src: Path, dest: Path) -> tuple[str, int]:
+    """Copy ``src`` to ``dest`` atomically; return the sha256 and size of the bytes copied."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, atomic_file(dest) as fout:
+        while block := fin.read(_COPY_BLOCK):
+            digest.update(block)
+            size += len(block)
+            fout.write(block)
+    return digest.hexdigest(), size
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_COPY_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CsvResource:
+    """One resource as the loader sees it: write mode and primary key made explicit."""
+
+    name: str
+    write_disposition: str
+    primary_key: tuple[str, ...]
+    file_pattern: str
+    spec: ResourceSpec
+
+
+class CsvDropSource:
+    """A declared CSV drop source; :meth:`pick_up` moves its inbox into bronze (or quarantine)."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        if spec.kind != "csv_drop":
+            raise SourceConfigError(f"source {spec.name!r} is a {spec.kind} source, not csv_drop")
+        self.spec = spec
+        self.resources = {
+            name: CsvResource(name, r.write_disposition, r.primary_key, r.file_pattern, r)
+            for name, r in spec.resources.items()
+        }
+
+    @property
+    def name(self) -> str:
+        """The source's name."""
+        return self.spec.name
+
+    def match(self, file_name: str) -> ResourceSpec | None:
+        """The first resource whose ``file_pattern`` matches ``file_name`` (case-sensitive), or None."""
+        for res in self.spec.resources.values():
+            if fnmatch.fnmatchcase(file_name, res.file_pattern):
+                return res
+        return None
+
+    def loaded_checksums(self, layout: Layout) -> dict[str, str]:
+        """sha256 -> bronze file (relative to the data dir) of every file loaded so far, from the manifests."""
+        seen: dict[str, str] = {}
+        root = layout.root / "bronze" / self.spec.name
+        for manifest_path in sorted(root.glob(f"*/date=*/{MANIFEST_NAME}")):
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SourceConfigError(f"bronze manifest {manifest_path} is unreadable: {exc}") from None
+            for entry in manifest.get("files", []):
+                rel = (manifest_path.parent / entry["file"]).relative_to(layout.root).as_posix()
+                seen.setdefault(entry["sha256"], rel)
+        return seen
+
+    @staticmethod
+    def _candidates(inbox: Path) -> list[Path]:
+        files = []
+        for path in sorted(inbox.iterdir()):
+            name = path.name
+            if name.startswith((".", "_")) or name.lower().endswith(IN_PROGRESS_SUFFIXES):
+                continue
+            if path.is_file() and not path.is_symlink():
+                files.append(path)
+        return files
+
+    def pick_up(self, *, layout: Layout | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Process every file now in the inbox; return what was loaded, rejected and skipped.
+
+        ``days`` in the result lists the bronze partitions that got new files (their silver needs a rebuild).
+        """
+        layout = layout if layout is not None else Layout.from_env()
+        now = now if now is not None else dt.datetime.now(dt.UTC)
+        day = now.astimezone(self.spec.tz).date()
+        inbox = inbox_dir(layout, self.spec.name)
+        inbox.mkdir(parents=True, exist_ok=True)
+        summary: dict[str, Any] = {"source": self.spec.name, "date": day.isoformat(), "inbox": str(inbox),
+                                   "loaded": [], "rejected": [], "skipped": [], "days": []}  # fmt: skip
+        with _locked(inbox / LOCK_NAME):
+            seen = self.loaded_checksums(layout)
+            for path in self._candidates(inbox):
+                res = self.match(path.name)
+                sha = _sha256(path)
+                if res is None:
+                    patterns = ", ".join(r.file_pattern for r in self.spec.resources.values())
+                    info = {"reason": f"no_matching_resource: the name fits none of the file patterns ({patterns})"}
+                    summary["rejected"].append(self._reject(path, layout, day, now, sha, None, info))
+                    continue
+                if sha in seen:
+                    info = {
+                        "reason": f"duplicate_file: the same bytes (sha256 {sha[:12]}...) were loaded as {seen[sha]}"
+                    }
+                    summary["rejected"].append(self._reject(path, layout, day, now, sha, res.name, info))
+                    continue
+                check = check_file(path, res, self.spec.tz)
+                if not check.ok:
+                    summary["rejected"].append(self._reject(path, layout, day, now, sha, res.name, check.as_dict()))
+                    continue
+                loaded = self._load(path, layout, res, day, now, sha, check.rows)
+                if loaded is None:
+                    summary["skipped"].append({"file": path.name, "reason": "changed while being read; next time"})
+                    continue
+                seen[sha] = loaded["bronze"]
+                summary["loaded"].append(loaded)
+        summary["days"] = sorted({e["date"] for e in summary["loaded"]})
+        log.info("source %s inbox: %d loaded, %d rejected, %d skipped", self.spec.name, len(summary["loaded"]),
+                 len(summary["rejected"]), len(summary["skipped"]))  # fmt: skip
+        return summary
+
+    def _load(
+        self, path: Path, layout: Layout, res: ResourceSpec, day: dt.date, now: dt.datetime, sha: str, rows: int
+    ) -> dict[str, Any] | None:
+        folder = layout.bronze(res.name, day, source=self.spec.name)
+        name = f"{sha[:12]}-{safe_file_name(path.name)}"
+        copied_sha, size = _copy_hashing(path, folder / name)
+        if copied_sha != sha:
+            (folder / name).unlink(missing_ok=True)
+            log.warning("source %s: %s changed while it was being loaded; left in the inbox", self.spec.name, path)
+            return None
+        manifest_path = folder / MANIFEST_NAME
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        else:
+            manifest = {"manifest_version": MANIFEST_VERSION, "kind": "csv_drop", "source": self.spec.name,
+                        "resource": res.name, "date": day.isoformat(), "files": []}  # fmt: skip
+        manifest["files"] = [f for f in manifest["files"] if f["file"] != name] + [
+            {"file": name, "original_name": path.name, "sha256": sha, "bytes": size, "rows": rows,
+             "received_at": now.astimezone(dt.UTC).isoformat(timespec="seconds")}
+        ]  # fmt: skip
+        manifest["rows"] = sum(f["rows"] for f in manifest["files"])
+        manifest["bytes"] = sum(f["bytes"] for f in manifest["files"])
+        manifest["primary_key"] = list(res.primary_key)
+        manifest["write_disposition"] = res.write_disposition
+        write_json(manifest_path, manifest)
+        path.unlink()
+        fsync_path(path.parent)
+        bronze = (folder / name).relative_to(layout.root).as_posix()
+        log.info("source %s: %s (%d rows) -> %s", self.spec.name, path.name, rows, bronze)
+        return {"file": path.name, "resource": res.name, "rows": rows, "sha256": sha, "bronze": bronze,
+                "date": day.isoformat()}  # fmt: skip
+
+    def _reject(
+        self,
+        path: Path,
+        layout: Layout,
+        day: dt.date,
+        now: dt.datetime,
+        sha: str,
+        resource: str | None,
+        info: dict[str, Any],
+    ) -> dict[str, Any]:
+        folder = quarantine_dir(layout, self.spec.name, day)
+        stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"{stamp}-{sha[:8]}-{safe_file_name(path.name)}"
+        with open(path, "rb") as fin, atomic_file(folder / name) as fout:
+            shutil.copyfileobj(fin, fout, _COPY_BLOCK)
+        record = {"file": path.name, "resource": resource, "sha256": sha, "source": self.spec.name,
+                  "quarantined_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"), **info}  # fmt: skip
+        write_json(folder / f"{name}.reason.json", record)
+        path.unlink()
+        fsync_path(path.parent)
+        where = (folder / name).relative_to(layout.root).as_posix()
+        log.warning("source %s: %s rejected (%s) -> %s", self.spec.name, path.name, info["reason"], where)
+        return {"file": path.name, "resource": resource, "reason": info["reason"], "quarantine": where}
+
+
+def csv_drop_source(source: str | SourceSpec) -> CsvDropSource:
+    """The declared CSV drop source ``source`` (a name in sources.yml, or a parsed declaration)."""
+    spec = get_source(source) if isinstance(source, str) else source
+    return CsvDropSource(spec)
