@@ -77,9 +77,11 @@ def _sha(payload: Any) -> str:
 
 
 def gold_models(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The manifest's gold marts (models with ``meta.gold``), by name."""
+    """The manifest's AppMetrica gold marts (models with ``meta.gold``, not a declared source's), by name."""
     out = {}
     for node in manifest.get("nodes", {}).values():
+        if "declared_source" in (node.get("tags") or []):
+            continue  # built by its source's own selector; the feature registry covers the AppMetrica marts
         if node.get("resource_type") == "model" and "gold" in ((node.get("config") or {}).get("meta") or {}):
             out[node["name"]] = node
     return dict(sorted(out.items()))

@@ -184,3 +184,25 @@ def test_written_files_hold_the_same_entries(tmp_path: Path) -> None:
     assert (paths["json"].read_bytes(), paths["parquet"].read_bytes()) == first
     with pytest.raises(RegistryError, match="no feature registry"):
         read_registry(tmp_path / "missing.json")
+
+
+def test_a_declared_source_mart_is_not_an_appmetrica_feature_mart():
+    from transforms.feature_registry import gold_models
+
+    manifest = {
+        "nodes": {
+            "model.p.fct": {
+                "resource_type": "model",
+                "name": "fct",
+                "tags": ["gold"],
+                "config": {"meta": {"gold": {}}},
+            },
+            "model.p.vac": {
+                "resource_type": "model",
+                "name": "vac",
+                "tags": ["declared_source", "source_vacancies"],
+                "config": {"meta": {"gold": {}}},
+            },
+        }
+    }
+    assert list(gold_models(manifest)) == ["fct"]
