@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from lakehouse import pipeline
 from lakehouse.settings import ConfigError
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -53,7 +55,10 @@ def extract(resource: str, day: str) -> dict[str, Any]:
 
 @fail_fast
 def silver(day: str) -> dict[str, Any]:
-    return pipeline.silver(day)
+    result = pipeline.silver(day)
+    _log_rows(f"silver {day}: rows per table", result.get("tables", {}))
+    _log_rows(f"silver {day}: quarantined rows per resource", result.get("quarantined", {}))
+    return result
 
 
 @fail_fast
@@ -63,12 +68,25 @@ def quality_gate(day: str) -> dict[str, Any]:
 
 @fail_fast
 def gold() -> dict[str, Any]:
-    return pipeline.gold()
+    result = pipeline.gold()
+    _log_rows("gold: rows per mart", {m: info["rows"] for m, info in result.get("marts", {}).items()})
+    return result
+
+
+@fail_fast
+def dbt_docs() -> dict[str, Any]:
+    """Regenerate the dbt docs site (``docs/dbt``) so it describes the gold just built."""
+    from lakehouse.docs import refresh_dbt_docs
+
+    return refresh_dbt_docs()
 
 
 @fail_fast
 def publish(day: str, run_id: str) -> dict[str, Any]:
-    return pipeline.publish(day, run_id)
+    result = pipeline.publish(day, run_id)
+    log.info("published %s object(s) to %s", result.get("objects"), result.get("target"))
+    _log_rows("published rows per object", result.get("rows", {}))
+    return result
 
 
 @fail_fast
@@ -76,4 +94,14 @@ def report(day: str, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
     # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
     extracted = steps.get("extract") or []
     steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
-    return pipeline.write_report(day, run_id, steps)
+    report = pipeline.write_report(day, run_id, steps)
+    from lakehouse.local_airflow import summary_lines
+
+    log.info("run summary:\n%s", "\n".join(summary_lines(report)))
+    return report
+
+
+def _log_rows(title: str, rows: dict[str, Any]) -> None:
+    """Log a small table of row counts (the task log shows what a step produced, not just "done")."""
+    lines = "".join(f"\n  {name:<28}{value:>12,}" for name, value in rows.items())
+    log.info("%s:%s", title, lines or " none")

@@ -112,6 +112,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
     published = report["published"]
     lines.append(f"gold published to {published.get('target')} ({published.get('objects')} objects, manifest last)")
+    if report.get("docs", {}).get("path"):
+        lines.append(f"dbt docs regenerated in {report['docs']['path']}")
     return lines
 
 
@@ -131,15 +133,43 @@ def demo(day: str) -> int:
     return 0
 
 
+def admin_password(env: dict[str, str]) -> str:
+    """The ``admin`` password of the simple auth manager, creating its passwords file when missing.
+
+    Airflow reads ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` (default
+    ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``); an existing password is kept.
+    """
+    default = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    path = Path(env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(default)))
+    passwords: dict[str, str] = {}
+    if path.is_file():
+        try:
+            passwords = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except ValueError:
+            raise RuntimeError(f"{path} is not valid JSON: fix or delete it (a new password is then made)") from None
+    if not passwords.get("admin"):
+        from lakehouse.fsutil import write_json
+
+        passwords["admin"] = secrets.token_urlsafe(12)
+        write_json(path, passwords)
+        path.chmod(0o600)
+    return passwords["admin"]
+
+
 def standalone() -> int:
     """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on :8080."""
     env = airflow_env()
-    env.setdefault("AIRFLOW__API__PORT", "8080")
+    port = env.setdefault("AIRFLOW__API__PORT", "8080")
+    url = env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{port}")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    password = admin_password(env)
+    s3 = "lakehouse_s3 from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_S3") else "none (gold kept local)"
+    alerts = "lakehouse_alerts from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_ALERTS") else "off"
     with demo_api_if_needed(env) as source:
-        print(f"[lakehouse] Airflow on http://localhost:{env['AIRFLOW__API__PORT']}  (AppMetrica = {source})")
-        print(f"[lakehouse] login: user 'admin'; password in {env['AIRFLOW_HOME']}/"
-              "simple_auth_manager_passwords.json.generated (Airflow prints it at start)")  # fmt: skip
+        print(f"[lakehouse] Airflow UI: {url}  login: admin / {password}")
+        print(f"[lakehouse] AppMetrica = {source}; S3 = {s3}; alerts = {alerts}")
+        print(f"[lakehouse] trigger {DAG_ID} with a date (Trigger > date), then browse the docs at "
+              f"{url.rstrip('/')}/plugin/dbt-docs (Plugins > Lakehouse); Ctrl-C stops everything")  # fmt: skip
         try:
             return airflow("standalone", env=env, check=False)
         except KeyboardInterrupt:
@@ -151,9 +181,9 @@ def docs(serve: bool = False, port: int = 8081) -> int:
     import functools
     import http.server
 
-    from transforms.gold import generate_docs
+    from lakehouse.docs import refresh_dbt_docs
 
-    target = generate_docs(Layout.from_env())
+    target = refresh_dbt_docs(Layout.from_env())["path"]
     print(f"[lakehouse] dbt docs generated in {target}")
     if serve:
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(target))
