@@ -39,6 +39,9 @@ def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
     env.setdefault("PYTHONPATH", str(REPO_ROOT))
+    # `airflow standalone` starts its components as `airflow ...` from PATH: make that this environment's.
+    if str(BIN) not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(p for p in (str(BIN), env.get("PATH", "")) if p)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 
@@ -71,8 +74,10 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
                 "conn_type": "http",
                 "host": server.url,
                 "password": token,
+                # The demo server answers 429 beyond 3 queued exports (as the real API limits them); the
+                # four extracts run in parallel under `make airflow`, so the demo waits 2 s, not 60 s.
                 "extra": {"application_id": DEMO_APPLICATION_ID, "poll_interval_seconds": 0.2,
-                          "poll_timeout_seconds": 120},
+                          "poll_timeout_seconds": 120, "quota_wait_seconds": 2},
             }
         )  # fmt: skip
         yield f"the local demo Logs API server at {server.url}"
@@ -160,6 +165,7 @@ def standalone() -> int:
     """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on :8080."""
     env = airflow_env()
     port = env.setdefault("AIRFLOW__API__PORT", "8080")
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")  # this machine only: set 0.0.0.0 to open it wider
     url = env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{port}")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     password = admin_password(env)
