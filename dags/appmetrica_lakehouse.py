@@ -38,7 +38,8 @@ RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
     max_active_runs=1,
     default_args=RETRIES,
     params={"date": Param(None, type=["null", "string"], format="date", title="Day to process",
-                          description="YYYY-MM-DD, the app's local day; empty: the day of the run's data interval")},
+                          description="The app's local day to process (sent as YYYY-MM-DD); "
+                                      "empty: the day the run's data interval names")},
     tags=["appmetrica", "lakehouse", "dbt"],
     doc_md=__doc__,
 )  # fmt: skip
