@@ -117,7 +117,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
     published = report["published"]
     lines.append(f"gold published to {published.get('target')} ({published.get('objects')} objects, manifest last)")
-    if report.get("docs", {}).get("path"):
+    if (report.get("docs") or {}).get("path"):
         lines.append(f"dbt docs regenerated in {report['docs']['path']}")
     return lines
 

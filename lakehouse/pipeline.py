@@ -128,7 +128,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "quality_gate": steps.get("quality", {}),
         "gold": steps.get("gold", {}),
         "published": steps.get("publish", {}),
-        "docs": steps.get("docs", {}),
+        "docs": steps.get("docs") or {},
     }
     path = Layout.from_env().reports / DAG_ID / f"date={day.isoformat()}" / "summary.json"
     write_json(path, report)
