@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from lakehouse import pipeline
 from lakehouse.settings import ConfigError
 
-log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -55,10 +53,7 @@ def extract(resource: str, day: str) -> dict[str, Any]:
 
 @fail_fast
 def silver(day: str) -> dict[str, Any]:
-    result = pipeline.silver(day)
-    _log_rows(f"silver {day}: rows per table", result.get("tables", {}))
-    _log_rows(f"silver {day}: quarantined rows per resource", result.get("quarantined", {}))
-    return result
+    return pipeline.silver(day)
 
 
 @fail_fast
@@ -68,9 +63,25 @@ def quality_gate(day: str) -> dict[str, Any]:
 
 @fail_fast
 def gold() -> dict[str, Any]:
-    result = pipeline.gold()
-    _log_rows("gold: rows per mart", {m: info["rows"] for m, info in result.get("marts", {}).items()})
-    return result
+    return pipeline.gold()
+
+
+@fail_fast
+def publish(day: str, run_id: str) -> dict[str, Any]:
+    return pipeline.publish(day, run_id)
+
+
+@fail_fast
+def report(day: str, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
+    # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
+    extracted = steps.get("extract") or []
+    steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
+    summary = pipeline.write_report(day, run_id, steps)
+    log_summary(summary)
+    return summary
+
+
+# --- the Airflow UI's additions: docs regeneration and a readable run summary in the task log ---
 
 
 @fail_fast
@@ -81,27 +92,10 @@ def dbt_docs() -> dict[str, Any]:
     return refresh_dbt_docs()
 
 
-@fail_fast
-def publish(day: str, run_id: str) -> dict[str, Any]:
-    result = pipeline.publish(day, run_id)
-    log.info("published %s object(s) to %s", result.get("objects"), result.get("target"))
-    _log_rows("published rows per object", result.get("rows", {}))
-    return result
+def log_summary(summary: dict[str, Any]) -> None:
+    """Log the run summary as ``make demo`` prints it (rows per layer, quarantine, gold, target)."""
+    import logging
 
-
-@fail_fast
-def report(day: str, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
-    # Mapped results arrive as a lazy sequence; index it by length (iterating probes one past the end).
-    extracted = steps.get("extract") or []
-    steps = steps | {"extract": [extracted[i] for i in range(len(extracted))]}
-    report = pipeline.write_report(day, run_id, steps)
     from lakehouse.local_airflow import summary_lines
 
-    log.info("run summary:\n%s", "\n".join(summary_lines(report)))
-    return report
-
-
-def _log_rows(title: str, rows: dict[str, Any]) -> None:
-    """Log a small table of row counts (the task log shows what a step produced, not just "done")."""
-    lines = "".join(f"\n  {name:<28}{value:>12,}" for name, value in rows.items())
-    log.info("%s:%s", title, lines or " none")
+    logging.getLogger(__name__).info("run summary:\n%s", "\n".join(summary_lines(summary)))

@@ -234,7 +234,9 @@ def check_outputs(stack: AirflowStack, run_id: str, data: Path, receiver: Any) -
     log = task_log(stack, run_id, "report")
     assert "run summary" in log and "gold rows per mart" in log and "fct_device_daily" in log, log[-3000:]
     silver_log = task_log(stack, run_id, "build_silver")
-    assert "rows per table" in silver_log and "events_part" in silver_log, silver_log[-3000:]
+    assert "events_part" in silver_log and str(report["silver_rows"]["events_part"]) in silver_log, silver_log[-3000:]
+    gold_log = task_log(stack, run_id, "build_gold")
+    assert str(report["gold"]["marts"]["fct_device_daily"]["rows"]) in gold_log and "fct_device_daily" in gold_log
 
     # Success alerts are on for this test: exactly one, for the run's last task.
     stack.wait_for("the success alert", lambda: receiver.requests, 20, interval=0.2)
