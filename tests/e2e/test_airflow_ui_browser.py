@@ -264,8 +264,18 @@ def browse(stack: AirflowStack, jwt: str, profile: Path) -> None:
         assert browser.evaluate("document.querySelectorAll('input[type=date]').length") >= 1
         browser.screenshot(ARTIFACTS / "airflow-trigger-form.png")
 
-        # The dbt docs inside the Airflow UI (Plugins > Lakehouse > dbt docs), on a gold mart's page.
-        browser.open(f"{stack.base}/plugin/dbt-docs")
+        # The navigation: Plugins > Lakehouse lists both docs sites; "dbt docs" opens them inside the UI.
+        browser.open(f"{stack.base}/dags/{DAG_ID}")
+        browser.wait_for_text([DAG_ID, "build_gold"], timeout=60)
+        click = "[...document.querySelectorAll('button, a, [role=menuitem]')].find(e => e.innerText.trim() === {!r})"
+        browser.evaluate(click.format("Plugins") + ".click()")
+        browser.wait_for_text(["Lakehouse"], timeout=30)
+        browser.evaluate(click.format("Lakehouse") + ".click()")
+        browser.wait_for_text(["dbt docs", "GX Data Docs"], timeout=30)
+        browser.screenshot(ARTIFACTS / "airflow-plugins-menu.png")
+        browser.evaluate(click.format("dbt docs") + ".click()")
+
+        # The dbt docs inside the Airflow UI, on a gold mart's page.
         browser.wait_for_text(["auto-generated documentation for your dbt project"], timeout=60)
         browser.evaluate("document.querySelector('iframe').contentWindow.location.hash ="
                          " '#!/model/model.appmetrica_lakehouse.fct_device_daily'")  # fmt: skip
