@@ -9,7 +9,7 @@ DATE ?= 2026-11-01
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv test lint demo dags-test airflow docs clean lock
+.PHONY: venv test lint demo dags-test airflow docs clean lock chromium
 
 venv: $(STAMP)
 
@@ -25,7 +25,16 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv
+# The browser e2e test (tests/e2e/test_airflow_ui_browser.py) drives Debian's headless Chromium.
+CHROMIUM := /usr/bin/chromium
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing chromium (Debian package) for the browser e2e test"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+
+test: venv $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -7,7 +7,9 @@ tested) -> **publish** (S3 / MinIO, manifest last).
 
 * Scheduled runs fire at local midnight (`LAKEHOUSE_APP_TIMEZONE`) and process the day that just ended.
 * Trigger with the `date` Param (`YYYY-MM-DD`) to process any day.
-* Connections: `appmetrica_default` (http), `lakehouse_s3` (aws, optional: without it gold is published locally).
+* Connections: `appmetrica_default` (http), `lakehouse_s3` (aws, optional: without it gold is published locally),
+  `lakehouse_alerts` (http, optional: failure alerts to a webhook or Telegram).
+* Outputs: Assets `silver.*` and `gold.*`; dbt docs and GX Data Docs under Plugins > Lakehouse.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from lakehouse import airflow_tasks as steps
+from lakehouse.alerts import LakehouseNotifier
+from lakehouse.assets import GOLD_ASSETS, SILVER_ASSETS
 from lakehouse.pipeline import RESOURCES
 from lakehouse.settings import app_timezone
 
 TZ = app_timezone().key
 RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": True,
-           "max_retry_delay": dt.timedelta(minutes=10)}  # fmt: skip
+           "max_retry_delay": dt.timedelta(minutes=10),
+           "on_failure_callback": LakehouseNotifier("failure")}  # fmt: skip
 
 
 @dag(
@@ -33,7 +38,8 @@ RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
     max_active_runs=1,
     default_args=RETRIES,
     params={"date": Param(None, type=["null", "string"], format="date", title="Day to process",
-                          description="YYYY-MM-DD, the app's local day; empty: the day of the run's data interval")},
+                          description="The app's local day to process (sent as YYYY-MM-DD); "
+                                      "empty: the day the run's data interval names")},
     tags=["appmetrica", "lakehouse", "dbt"],
     doc_md=__doc__,
 )  # fmt: skip
@@ -46,7 +52,7 @@ def appmetrica_lakehouse() -> None:
     def extract(resource: str, day: str) -> dict:
         return steps.extract(resource, day)
 
-    @task
+    @task(outlets=SILVER_ASSETS)
     def build_silver(day: str, extracted: list[dict]) -> dict:
         return steps.silver(day, extracted)
 
@@ -54,20 +60,25 @@ def appmetrica_lakehouse() -> None:
     def quality_gate(day: str, silver: dict) -> dict:
         return steps.quality_gate(day, silver)
 
-    @task
+    @task(outlets=GOLD_ASSETS)
     def build_gold(day: str, quality: dict) -> dict:
         return steps.gold(day)
+
+    @task
+    def dbt_docs(gold: dict) -> dict:
+        return steps.dbt_docs()
 
     @task
     def publish(day: str, gold: dict, run_id: str) -> dict:
         return steps.publish(day, run_id)
 
-    @task(trigger_rule="all_done")  # writes the summary of failed runs too, then fails them
-    def report(
-        day: str, extracted: list, silver: dict, quality: dict, gold: dict, published: dict, run_id: str
-    ) -> dict:
+    # Runs whatever happened upstream: writes the summary of failed runs too, then fails them. The failed
+    # step has already alerted, so the report's own failure does not alert again.
+    @task(trigger_rule="all_done", on_success_callback=LakehouseNotifier("success"), on_failure_callback=None)
+    def report(day: str, extracted: list, silver: dict, quality: dict, gold: dict, published: dict, docs: dict,
+               run_id: str) -> dict:  # fmt: skip
         return steps.report(day, run_id, {"extract": extracted, "silver": silver, "quality": quality, "gold": gold,
-                                          "publish": published})  # fmt: skip
+                                          "publish": published, "docs": docs})  # fmt: skip
 
     day = resolve_day()
     extracted = extract.partial(day=day).expand(resource=list(RESOURCES))
@@ -75,7 +86,7 @@ def appmetrica_lakehouse() -> None:
     quality = quality_gate(day, silver)
     gold = build_gold(day, quality)
     published = publish(day, gold, run_id="{{ run_id }}")
-    report(day, extracted, silver, quality, gold, published, run_id="{{ run_id }}")
+    report(day, extracted, silver, quality, gold, published, dbt_docs(gold), run_id="{{ run_id }}")
 
 
 appmetrica_lakehouse()

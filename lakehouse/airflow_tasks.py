@@ -99,8 +99,29 @@ def report(day: str | None, run_id: str, steps: dict[str, Any]) -> dict[str, Any
         raise AirflowFailException("the run's day could not be resolved (see the resolve_day task log)")
     steps = steps | {"extract": _listed(steps.get("extract"))}
     summary = pipeline.write_report(day, run_id, steps)
+    log_summary(summary)
     if summary["status"] != "success":
         step = summary["failed_step"]
         errors = "; ".join(f"{name}: {f['error']}" for name, f in summary["failures"].items()) or "see its task log"
         raise AirflowFailException(f"the run for {day} failed at step {step!r}: {errors}")
     return summary
+
+
+# --- the Airflow UI's additions: docs regeneration and a readable run summary in the task log ---
+
+
+@fail_fast
+def dbt_docs() -> dict[str, Any]:
+    """Regenerate the dbt docs site (``docs/dbt``) so it describes the gold just built."""
+    from lakehouse.docs import refresh_dbt_docs
+
+    return refresh_dbt_docs()
+
+
+def log_summary(summary: dict[str, Any]) -> None:
+    """Log the run summary as ``make demo`` prints it (rows per layer, quarantine, gold, target)."""
+    import logging
+
+    from lakehouse.local_airflow import summary_lines
+
+    logging.getLogger(__name__).info("run summary:\n%s", "\n".join(summary_lines(summary)))

@@ -39,6 +39,9 @@ def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
     env.setdefault("PYTHONPATH", str(REPO_ROOT))
+    # `airflow standalone` starts its components as `airflow ...` from PATH: make that this environment's.
+    if str(BIN) not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(p for p in (str(BIN), env.get("PATH", "")) if p)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 
@@ -71,8 +74,10 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
                 "conn_type": "http",
                 "host": server.url,
                 "password": token,
+                # The demo server answers 429 beyond 3 queued exports (as the real API limits them); the
+                # four extracts run in parallel under `make airflow`, so the demo waits 2 s, not 60 s.
                 "extra": {"application_id": DEMO_APPLICATION_ID, "poll_interval_seconds": 0.2,
-                          "poll_timeout_seconds": 120},
+                          "poll_timeout_seconds": 120, "quota_wait_seconds": 2},
             }
         )  # fmt: skip
         yield f"the local demo Logs API server at {server.url}"
@@ -112,6 +117,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
     published = report["published"]
     lines.append(f"gold published to {published.get('target')} ({published.get('objects')} objects, manifest last)")
+    if (report.get("docs") or {}).get("path"):
+        lines.append(f"dbt docs regenerated in {report['docs']['path']}")
     return lines
 
 
@@ -131,15 +138,44 @@ def demo(day: str) -> int:
     return 0
 
 
+def admin_password(env: dict[str, str]) -> str:
+    """The ``admin`` password of the simple auth manager, creating its passwords file when missing.
+
+    Airflow reads ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` (default
+    ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``); an existing password is kept.
+    """
+    default = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    path = Path(env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(default)))
+    passwords: dict[str, str] = {}
+    if path.is_file():
+        try:
+            passwords = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except ValueError:
+            raise RuntimeError(f"{path} is not valid JSON: fix or delete it (a new password is then made)") from None
+    if not passwords.get("admin"):
+        from lakehouse.fsutil import write_json
+
+        passwords["admin"] = secrets.token_urlsafe(12)
+        write_json(path, passwords)
+        path.chmod(0o600)
+    return passwords["admin"]
+
+
 def standalone() -> int:
     """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on :8080."""
     env = airflow_env()
-    env.setdefault("AIRFLOW__API__PORT", "8080")
+    port = env.setdefault("AIRFLOW__API__PORT", "8080")
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")  # this machine only: set 0.0.0.0 to open it wider
+    url = env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{port}")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    password = admin_password(env)
+    s3 = "lakehouse_s3 from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_S3") else "none (gold kept local)"
+    alerts = "lakehouse_alerts from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_ALERTS") else "off"
     with demo_api_if_needed(env) as source:
-        print(f"[lakehouse] Airflow on http://localhost:{env['AIRFLOW__API__PORT']}  (AppMetrica = {source})")
-        print(f"[lakehouse] login: user 'admin'; password in {env['AIRFLOW_HOME']}/"
-              "simple_auth_manager_passwords.json.generated (Airflow prints it at start)")  # fmt: skip
+        print(f"[lakehouse] Airflow UI: {url}  login: admin / {password}")
+        print(f"[lakehouse] AppMetrica = {source}; S3 = {s3}; alerts = {alerts}")
+        print(f"[lakehouse] trigger {DAG_ID} with a date (Trigger > date), then browse the docs at "
+              f"{url.rstrip('/')}/plugin/dbt-docs (Plugins > Lakehouse); Ctrl-C stops everything")  # fmt: skip
         try:
             return airflow("standalone", env=env, check=False)
         except KeyboardInterrupt:
@@ -151,9 +187,9 @@ def docs(serve: bool = False, port: int = 8081) -> int:
     import functools
     import http.server
 
-    from transforms.gold import generate_docs
+    from lakehouse.docs import refresh_dbt_docs
 
-    target = generate_docs(Layout.from_env())
+    target = refresh_dbt_docs(Layout.from_env())["path"]
     print(f"[lakehouse] dbt docs generated in {target}")
     if serve:
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(target))

@@ -268,6 +268,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "quality_gate": steps.get("quality") or {},
         "gold": steps.get("gold") or {},
         "published": steps.get("publish") or {},
+        "docs": steps.get("docs") or {},
     }
     path = folder / "summary.json"
     write_json(path, report)

@@ -335,19 +335,20 @@ def build_gold(
     return summary
 
 
-def generate_docs(layout: Layout | None = None) -> Path:
-    """Run ``dbt docs generate`` into ``$LAKEHOUSE_DATA_DIR/docs/dbt`` and return that folder.
+def generate_docs(layout: Layout | None = None, target: Path | None = None) -> Path:
+    """Run ``dbt docs generate`` into ``target`` (default ``$LAKEHOUSE_DATA_DIR/docs/dbt``) and return it.
 
     The catalog describes the tables of the last build (the DuckDB cache); the descriptions come
     from the project's YAML either way. ``static_index.html`` there is a single-file version.
     """
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout)
-    returncode, output = _run_dbt(["docs", "generate", "--static"], layout, target=paths["docs"], logs=paths["logs"])
-    if returncode != 0 or not (paths["docs"] / "index.html").exists():
+    target = target or paths["docs"]
+    returncode, output = _run_dbt(["docs", "generate", "--static"], layout, target=target, logs=paths["logs"])
+    if returncode != 0 or not (target / "index.html").exists():
         tail = "\n".join(output[-20:])
         raise GoldBuildError(f"dbt docs generate exited with status {returncode}:\n{tail}")
-    return paths["docs"]
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
