@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     s3tools.add_parser(sub)
     sources_cli.add_parser(sub)
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo-server"]:  # its options belong to the server's own parser (argparse's REMAINDER
+        from ingest.appmetrica.demo.__main__ import main as server_main  # rejects a leading --option)
+
+        return server_main(argv[1:])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip

@@ -1,0 +1,107 @@
+"""Airflow's own backfill: four days of appmetrica_lakehouse in flight at once under the real scheduler.
+
+A backfill is created through REST API v2 (as `airflow backfill create` does) with max_active_runs 4
+on api-server + scheduler + dag-processor (LocalExecutor, SQLite). Every run succeeds, each day is in
+silver and gold, and no task log mentions a DuckDB or database lock error. That the outputs equal
+running the days one by one is shown on the CLI's backfill in tests/integration/test_backfill.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from pathlib import Path
+
+import duckdb
+import pytest
+from test_airflow_ui_browser import DAG_ID, AirflowStack, free_port, task_log
+
+from ingest.appmetrica.demo.server import DemoLogsApiServer
+from lakehouse.local_airflow import airflow_env
+
+pytestmark = pytest.mark.e2e
+
+DAYS = ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+MOSCOW = dt.timezone(dt.timedelta(hours=3))  # the app's zone (no DST since 2014)
+
+
+def test_airflow_backfill_runs_four_days_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    password = secrets.token_urlsafe(12)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    token = "tok-" + secrets.token_hex(12)
+    data = tmp_path / "data"
+    with DemoLogsApiServer(token=token, application_id="1234567", devices=40, max_queued=16) as logs_api:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_"))}
+        base |= {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "LAKEHOUSE_DATA_DIR": str(data),
+            "LAKEHOUSE_LOOKBACK_DAYS": "1",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": logs_api.url, "password": token,
+                 "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 120,
+                           "quota_wait_seconds": 0.5}}
+            ),
+        }  # fmt: skip
+        stack = AirflowStack(airflow_env(base), tmp_path / "logs")
+        try:
+            stack.start()
+            stack.wait_until_up()
+            stack.login("admin", password)
+            stack.wait_for("the DAG to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").status_code == 200, 120)
+            assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
+
+            # Logical dates are the data-interval starts: local midnight of each day.
+            first = dt.datetime.fromisoformat(DAYS[0]).replace(tzinfo=MOSCOW)
+            last = dt.datetime.fromisoformat(DAYS[-1]).replace(tzinfo=MOSCOW)
+            response = stack.api("POST", "/backfills", json={
+                "dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
+                "max_active_runs": 4, "reprocess_behavior": "none", "run_backwards": False, "dag_run_conf": {},
+            })  # fmt: skip
+            assert response.status_code == 200, response.text
+
+            def runs() -> list[dict]:
+                return stack.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 50}).json()["dag_runs"]
+
+            def all_done() -> list[dict] | None:
+                found = [r for r in runs() if r["run_type"] == "backfill"]
+                done = len(found) == len(DAYS) and all(r["state"] in ("success", "failed") for r in found)
+                return found if done else None
+
+            def several_running() -> bool:
+                return sum(r["state"] == "running" for r in runs() if r["run_type"] == "backfill") >= 2
+
+            stack.wait_for("two or more backfill runs in flight", several_running, 300, interval=0.5)
+            finished = stack.wait_for("the backfill to finish", all_done, 900, interval=3)
+            assert {r["state"] for r in finished} == {"success"}, [(r["dag_run_id"], r["state"]) for r in finished]
+            for run in finished:
+                for task in ("build_gold", "publish"):
+                    text = task_log(stack, run["dag_run_id"], task).lower()
+                    assert "database is locked" not in text and "could not set lock" not in text
+        finally:
+            stack.stop()
+
+    for day in DAYS:
+        report = json.loads((data / "reports/appmetrica_lakehouse" / f"date={day}" / "summary.json").read_text())
+        assert report["status"] == "success", day
+    with duckdb.connect() as con:
+        glob = (data / "gold/fct_device_daily/**/*.parquet").as_posix()
+        rows = con.execute("select distinct event_date from read_parquet(?)", [glob]).fetchall()
+    dates = {r[0].isoformat() for r in rows}
+    assert set(DAYS) <= dates
