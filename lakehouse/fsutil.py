@@ -156,23 +156,29 @@ def remove_leftovers(target: Path) -> list[Path]:
     return removed
 
 
-def _claim(target: Path, *, folder: bool) -> tuple[Path, int]:
-    """Create and lock a fresh temporary entry beside ``target``; return its path and the locked fd.
+def _claim(target: Path, *, folder: bool) -> tuple[Path, BinaryIO | int]:
+    """Create and lock a fresh temporary entry beside ``target``.
 
-    For a file the fd is open for writing. A cleaner may lock and remove the entry between its
-    creation and our lock; then the path no longer names our inode and we simply try a new name.
+    Returns its path and, for a folder, the locked fd; for a file, the locked file object open for
+    writing (its ``name`` is the temporary path). A cleaner may lock and remove the entry between
+    its creation and our lock; then the path no longer names our inode and we try a new name.
     """
     for _ in range(_CLAIM_ATTEMPTS):
         tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{uuid.uuid4().hex}")
+        handle: BinaryIO | int
         if folder:
             tmp.mkdir()
-            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+            handle = fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
         else:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            handle = open(tmp, "xb")  # noqa: SIM115 - closed by atomic_file
+            fd = handle.fileno()
         fcntl.flock(fd, fcntl.LOCK_EX)
         if _same_entry(tmp, fd):
-            return tmp, fd
-        os.close(fd)
+            return tmp, handle
+        if folder:
+            os.close(fd)
+        else:
+            handle.close()
     raise OSError(f"could not create a temporary entry beside {target}: removed by others {_CLAIM_ATTEMPTS} times")
 
 
@@ -184,9 +190,10 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
-    tmp, fd = _claim(path, folder=False)
+    tmp, handle = _claim(path, folder=False)
+    assert not isinstance(handle, int)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with handle as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -244,6 +251,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(target)
     stage, fd = _claim(target, folder=True)
+    assert isinstance(fd, int)
     try:
         yield stage
         fsync_path(stage)

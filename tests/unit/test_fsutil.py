@@ -284,3 +284,15 @@ def test_failpoint_is_a_no_op_unless_named(monkeypatch: pytest.MonkeyPatch) -> N
     failpoint("swap", "x")
     monkeypatch.setenv("LAKEHOUSE_FAILPOINT", "swap@silver")
     failpoint("swap", "bronze/x")
+
+
+def test_atomic_file_handle_is_named_after_its_temp_file(tmp_path: Path) -> None:
+    """The bronze writer re-reads the temp file by ``fh.name`` (to count rows) before it is renamed."""
+    path = tmp_path / "events.part-00000-of-00001.csv.gz"
+    with atomic_file(path) as fh:
+        fh.write(b"abc")
+        fh.flush()
+        name = Path(fh.name)
+        assert name.parent == tmp_path and name.name.startswith(f".tmp-{path.name}.")
+        assert name.read_bytes() == b"abc" and not path.exists()
+    assert path.read_bytes() == b"abc" and not name.exists()
