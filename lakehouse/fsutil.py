@@ -1,7 +1,11 @@
 """Write-then-rename helpers: readers see the old file or folder or the new one, never half of one.
 
-Temporary entries live beside their target and are named ``.tmp-<target name>.<32 hex>`` (or
-``.tmp-old-<target name>.<32 hex>`` for a folder moved aside by the fallback swap). The writer
+A file is written as ``.tmp-<name>.<32 hex>`` beside it (a name no ``*.parquet`` glob matches). A
+folder (a date partition) is staged one level up, beside the folder that holds it:
+``silver/events_part/date=D`` is built in ``silver/.tmp-events_part@date=D.<32 hex>``, so globs over
+the table (``silver/events_part/*/*.parquet``, ``gold/<mart>/**/*.parquet``; DuckDB's ``*`` also
+matches names starting with a dot) never see a staging folder, nor the previous folder while it is
+removed after the swap (``.tmp-old-...`` is the fallback's name for that one). The writer
 holds an exclusive ``flock`` on its temporary entry for as long as it works on it, so when a
 process is killed (``kill -9``, OOM) the kernel drops the lock and the entry can be recognised as
 abandoned: the next write of the same target removes it, while an entry a live process still
@@ -110,6 +114,13 @@ def _same_entry(path: Path, fd: int) -> bool:
     return (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino)
 
 
+def _temp_home(target: Path, *, folder: bool) -> tuple[Path, str]:
+    """Where the temporary entries of ``target`` live and the name they are made from."""
+    if folder:
+        return target.parent.parent, f"{target.parent.name}@{target.name}"
+    return target.parent, target.name
+
+
 def _leftover_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(TMP_PREFIX)}(?:old-)?{re.escape(name)}\.[0-9a-f]{{32}}$")
 
@@ -139,17 +150,22 @@ def remove_if_abandoned(path: Path) -> bool:
 
 
 def remove_leftovers(target: Path) -> list[Path]:
-    """Remove the abandoned temporary siblings of ``target`` (``.tmp-[old-]<name>.<hex>``) and return them.
+    """Remove the abandoned temporary entries of ``target`` and return them.
 
-    Only entries of this target name are considered, and of those only the ones no live process
-    holds: a concurrent writer's staging entry stays.
+    Those are ``.tmp-[old-]<name>.<hex>`` beside ``target`` (files) and
+    ``.tmp-[old-]<parent>@<name>.<hex>`` beside its parent (staged folders). Only entries of this
+    target are considered, and of those only the ones no live process holds: a concurrent writer's
+    staging entry stays.
     """
-    pattern = _leftover_re(target.name)
-    try:
-        names = sorted(e.name for e in os.scandir(target.parent) if pattern.match(e.name))
-    except FileNotFoundError:
-        return []
-    removed = [target.parent / name for name in names if remove_if_abandoned(target.parent / name)]
+    candidates: list[Path] = []
+    for folder in (False, True):
+        home, base = _temp_home(target, folder=folder)
+        pattern = _leftover_re(base)
+        try:
+            candidates += sorted(home / e.name for e in os.scandir(home) if pattern.match(e.name))
+        except FileNotFoundError:
+            continue
+    removed = [path for path in candidates if remove_if_abandoned(path)]
     if removed:
         log.info("removed %d temporary entr%s of %s left by an interrupted run: %s", len(removed),
                  "y" if len(removed) == 1 else "ies", target, ", ".join(p.name for p in removed))  # fmt: skip
@@ -163,8 +179,9 @@ def _claim(target: Path, *, folder: bool) -> tuple[Path, BinaryIO | int]:
     writing (its ``name`` is the temporary path). A cleaner may lock and remove the entry between
     its creation and our lock; then the path no longer names our inode and we try a new name.
     """
+    home, base = _temp_home(target, folder=folder)
     for _ in range(_CLAIM_ATTEMPTS):
-        tmp = target.with_name(f"{TMP_PREFIX}{target.name}.{uuid.uuid4().hex}")
+        tmp = home / f"{TMP_PREFIX}{base}.{uuid.uuid4().hex}"
         handle: BinaryIO | int
         if folder:
             tmp.mkdir()
@@ -223,8 +240,11 @@ def _swap_in(stage: Path, target: Path) -> None:
     global _fallback_logged
     if not _exists(target):
         os.replace(stage, target)
+        fsync_path(stage.parent)
+        fsync_path(target.parent)
         return
     if exchange_paths(stage, target):
+        fsync_path(stage.parent)
         fsync_path(target.parent)
         _rmtree_quiet(stage)  # the stage path now holds the previous folder
         return
@@ -232,16 +252,17 @@ def _swap_in(stage: Path, target: Path) -> None:
         _fallback_logged = True
         log.warning("renameat2(RENAME_EXCHANGE) is not available for %s: replacing folders with two renames "
                     "(a crash between them leaves the folder missing until the next write)", target.parent)  # fmt: skip
-    old = target.with_name(f"{OLD_PREFIX}{stage.name.removeprefix(TMP_PREFIX)}")
+    old = stage.with_name(f"{OLD_PREFIX}{stage.name.removeprefix(TMP_PREFIX)}")
     os.replace(target, old)
     os.replace(stage, target)
+    fsync_path(stage.parent)
     fsync_path(target.parent)
     _rmtree_quiet(old)
 
 
 @contextlib.contextmanager
 def staged_dir(target: Path) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it replaces ``target`` as a whole.
+    """Yield an empty staging folder (beside ``target``'s parent); on success it replaces ``target`` as a whole.
 
     Abandoned staging folders of ``target`` are removed first. The swap is a single
     ``renameat2(RENAME_EXCHANGE)`` where supported, so a reader of ``target`` sees the old folder
@@ -257,7 +278,6 @@ def staged_dir(target: Path) -> Iterator[Path]:
         fsync_path(stage)
         failpoint("swap", str(target))
         _swap_in(stage, target)
-        fsync_path(target.parent)
     finally:
         try:
             if _exists(stage):
