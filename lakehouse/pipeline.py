@@ -116,18 +116,34 @@ def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> d
             "days": days}  # fmt: skip
 
 
+def _built_from_path(layout: Layout, day: dt.date) -> Any:
+    return layout.root / "warehouse" / "silver_built_from" / f"date={day.isoformat()}.json"
+
+
+def _bronze_digests(layout: Layout, day: dt.date) -> dict[str, list[str] | None]:
+    return {r: _part_digests(layout, r, day) for r in RESOURCES}
+
+
 def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) -> list[dt.date]:
-    """``day`` itself, plus each lookback day whose export changed or whose silver is missing."""
+    """``day`` itself, plus each lookback day whose bronze differs from the bronze its silver was built from
+    (a changed export, a missing silver, or a run killed between the two).
+
+    The bronze on disk decides, not ``extracted`` (the extract results, which the DAG passes so that
+    silver waits for them): a run killed after a lookback export but before its silver swap leaves
+    bronze newer than silver, and the rerun, which finds the same bytes again, must still rebuild.
+    """
+    import json
+
     day = parse_day(day)
     layout = Layout.from_env()
     wanted = {day}
-    for entry in extracted or []:
-        for iso, info in (entry.get("days") or {}).items():
-            if info.get("changed"):
-                wanted.add(parse_day(iso))
     for when in window(day)[:-1]:
-        has_bronze = all(_part_digests(layout, r, when) is not None for r in RESOURCES)
-        if has_bronze and not layout.silver("events_part", when).exists():
+        digests = _bronze_digests(layout, when)
+        if any(d is None for d in digests.values()):
+            continue
+        record = _built_from_path(layout, when)
+        built_from = json.loads(record.read_text()) if record.exists() else None
+        if built_from != digests or not layout.silver("events_part", when).exists():
             wanted.add(when)
     return sorted(wanted)
 
@@ -146,7 +162,11 @@ def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) ->
     lookback: dict[str, Any] = {}
     for when in rebuilt:
         with exclusive(day_lock_name(when), layout):
+            from lakehouse.fsutil import write_json
+
+            digests = _bronze_digests(layout, when)
             summary = build_silver(when, layout)
+            write_json(_built_from_path(layout, when), digests)
         if when != day:
             lookback[when.isoformat()] = {"tables": summary["tables"], "quarantined": summary["quarantined"]}
             log.info("silver %s rebuilt: its export changed since it was last built (late data)", when)

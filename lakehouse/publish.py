@@ -1,15 +1,32 @@
 """Publish the gold marts to S3 (AWS or MinIO) through Airflow's ``lakehouse_s3`` connection.
 
 See CONTRACTS.md, "Published to S3". Every Parquet file under ``gold/<mart>/`` becomes the object
-``<prefix>/<mart>/<path relative to the mart folder>``. Each upload is verified (size, sha256
-metadata, ETag against the MD5 computed locally), objects of a mart that are not part of this
-publish are deleted (a rerun never leaves two copies), and only then is the manifest written:
-``<prefix>/_manifests/date=YYYY-MM-DD/manifest.json`` and, after it, ``<prefix>/_manifests/latest.json``.
-The feature registry (``gold/_registry/``, see transforms/feature_registry.py) is uploaded and
-verified the same way under ``<prefix>/_registry/`` before the manifest, which lists it under ``registry``.
+``<prefix>/<mart>/<folders>/<stem>-<first 16 hex of its sha256>.parquet`` (e.g.
+``gold/dim_devices/dim_devices-3f1c0a9be2d47c55.parquet``): a key is never reused for other bytes,
+and identical content always gets the same key, so a rerun over identical gold re-creates exactly
+the same keys and objects (an object already present and verified is not uploaded again).
+
+The order makes a half-published state invisible to manifest readers:
+
+1. upload every object and verify it (size, sha256 metadata, ETag against the MD5 computed locally);
+2. write ``<prefix>/_manifests/date=YYYY-MM-DD/manifest.json``, then ``<prefix>/_manifests/latest.json``;
+3. delete the objects of the published marts that the new manifest does not list.
+
+A reader that follows ``latest.json`` (or a date manifest) therefore finds every object it lists,
+complete, at every moment: until step 2 the previous manifest and all its objects are untouched, and
+the new manifest appears only after all its objects are in place. A reader that globs
+``<prefix>/<mart>/**/*.parquet`` instead sees exactly one copy of each mart before step 1 and after
+step 3; between them (a publish that changes a mart, or one killed before step 3 until it is rerun)
+the glob can match the previous and the new version of a changed file side by side. An older date
+manifest keeps naming the objects of its own publish; once a later publish replaced one of them, only
+the manifest ``latest.json`` names resolves completely. Publishes must not overlap (step 3 of one
+would delete what another just uploaded).
+The feature registry (``gold/_registry/``, see transforms/feature_registry.py) is uploaded and verified
+the same way under ``<prefix>/_registry/`` in step 1; the manifest lists it under ``registry``.
 
 When the Airflow connection does not exist the same layout is written under
-``$LAKEHOUSE_DATA_DIR/published/<prefix>/`` with atomic file writes, and the log says so.
+``$LAKEHOUSE_DATA_DIR/published/<prefix>/`` with atomic file writes, in the same order, and the log
+says so.
 """
 
 from __future__ import annotations
@@ -28,7 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.fsutil import atomic_file, json_bytes, sha256_file, write_json
+from lakehouse.failpoints import failpoint
+from lakehouse.fsutil import TMP_PREFIX, atomic_file, json_bytes, remove_if_abandoned, sha256_file, write_json
 from lakehouse.settings import DEFAULT_S3_PREFIX, ConfigError, Layout, check_name, parse_day
 
 if TYPE_CHECKING:
@@ -48,6 +66,7 @@ MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 _READ_BLOCK = 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request
 _MAX_KEY_BYTES = 1024
+CONTENT_HASH_CHARS = 16  # hex digits of the sha256 in an object's file name (64 bits)
 
 _PREFIX_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -72,8 +91,17 @@ class GoldFile:
     rows: int
 
     def key(self, prefix: str) -> str:
-        """The object key (or path relative to the publish root) of this file under ``prefix``."""
-        return f"{prefix}/{self.mart}/{self.rel}"
+        """The object key (or path relative to the publish root) of this file under ``prefix``.
+
+        ``<prefix>/<mart>/<folders of rel>/<stem>-<sha256[:16]><suffix>``: content-addressed, so new
+        bytes never overwrite an object a published manifest lists.
+        """
+        folder, _, name = self.rel.rpartition("/")
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or not stem:
+            stem, suffix = name, ""
+        hashed = f"{stem}-{self.sha256[:CONTENT_HASH_CHARS]}{dot}{suffix}"
+        return "/".join(part for part in (prefix, self.mart, folder, hashed) if part)
 
     def expected_etag(self) -> str:
         """The ETag S3 reports for this file when uploaded with this module's transfer settings."""
@@ -263,9 +291,18 @@ def _manifest_keys(prefix: str, day: dt.date) -> tuple[str, str]:
 def build_manifest(
     files: Iterable[GoldFile], *, day: dt.date, run_id: str, bucket: str | None, prefix: str, storage: str
 ) -> dict[str, Any]:
-    """The manifest of one publish: every object with key, mart, bytes, sha256, rows, plus totals."""
+    """The manifest of one publish: every object with key, mart, file (its path under gold/), bytes, sha256, rows,
+    plus totals."""
     objects = [
-        {"key": f.key(prefix), "mart": f.mart, "bytes": f.size, "sha256": f.sha256, "rows": f.rows} for f in files
+        {
+            "key": f.key(prefix),
+            "mart": f.mart,
+            "file": f"{f.mart}/{f.rel}",
+            "bytes": f.size,
+            "sha256": f.sha256,
+            "rows": f.rows,
+        }
+        for f in files
     ]
     marts: dict[str, dict[str, int]] = {}
     for obj in objects:
@@ -312,6 +349,10 @@ def _verify_object(client: Any, bucket: str, key: str, *, size: int, sha256: str
         head = _head_object(client, bucket, key)
     except (BotoCoreError, ClientError) as exc:
         raise _client_error(exc, f"verifying s3://{bucket}/{key}") from exc
+    _check_head(client, bucket, key, head, size=size, sha256=sha256, etag=etag)
+
+
+def _check_head(client: Any, bucket: str, key: str, head: dict[str, Any], *, size: int, sha256: str, etag: str) -> None:
     remote_size = head.get("ContentLength")
     if remote_size != size:
         raise PublishError(f"verification of s3://{bucket}/{key} failed: size {remote_size} != local {size}")
@@ -326,6 +367,26 @@ def _verify_object(client: Any, bucket: str, key: str, *, size: int, sha256: str
         _verify_by_download(client, bucket, key, sha256)
         return
     raise PublishError(f"verification of s3://{bucket}/{key} failed: ETag {remote_etag} != expected {etag}")
+
+
+def _already_published(client: Any, bucket: str, key: str, f: GoldFile) -> bool:
+    """True when ``key`` already holds exactly ``f`` (verified as after an upload); False when absent or different."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        head = _head_object(client, bucket, key)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise _client_error(exc, f"checking s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise _client_error(exc, f"checking s3://{bucket}/{key}") from exc
+    try:
+        _check_head(client, bucket, key, head, size=f.size, sha256=f.sha256, etag=f.expected_etag())
+    except PublishError as exc:
+        log.warning("%s; uploading it again", exc)
+        return False
+    return True
 
 
 def _verify_by_download(client: Any, bucket: str, key: str, sha256: str) -> None:
@@ -398,32 +459,40 @@ def _publish_s3(files: list[GoldFile], manifest: dict[str, Any], *, conn_id: str
     )
     dated_key, latest_key = _manifest_keys(prefix, dt.date.fromisoformat(manifest["date"]))
 
-    # The objects are about to change: a previous manifest of this date would describe old bytes,
-    # so drop it first; a failure below then leaves this date without a manifest.
-    try:
-        client.delete_object(Bucket=bucket, Key=dated_key)
-    except (BotoCoreError, ClientError) as exc:
-        raise _client_error(exc, f"removing the previous manifest s3://{bucket}/{dated_key}") from exc
-
+    # 1. Every object in place and verified. Keys are content-addressed: nothing a published manifest
+    #    lists is overwritten, and an object already there with the same bytes is kept as it is.
+    kept = 0
     for f in files:
         key = f.key(prefix)
-        try:
-            client.upload_file(
-                str(f.path),
-                bucket,
-                key,
-                ExtraArgs={"Metadata": {"sha256": f.sha256}, "ContentType": "application/vnd.apache.parquet"},
-                Config=config,
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise _client_error(exc, f"uploading {f.path} to s3://{bucket}/{key}") from exc
-        except Exception as exc:  # s3transfer wraps failures (e.g. S3UploadFailedError)
-            raise PublishError(
-                f"uploading {f.path} to s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        _verify_object(client, bucket, key, size=f.size, sha256=f.sha256, etag=f.expected_etag())
-        log.debug("uploaded and verified s3://%s/%s (%d bytes, %d rows)", bucket, key, f.size, f.rows)
+        if _already_published(client, bucket, key, f):
+            kept += 1
+        else:
+            try:
+                client.upload_file(
+                    str(f.path),
+                    bucket,
+                    key,
+                    ExtraArgs={"Metadata": {"sha256": f.sha256}, "ContentType": "application/vnd.apache.parquet"},
+                    Config=config,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise _client_error(exc, f"uploading {f.path} to s3://{bucket}/{key}") from exc
+            except Exception as exc:  # s3transfer wraps failures (e.g. S3UploadFailedError)
+                raise PublishError(
+                    f"uploading {f.path} to s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            _verify_object(client, bucket, key, size=f.size, sha256=f.sha256, etag=f.expected_etag())
+            log.debug("uploaded and verified s3://%s/%s (%d bytes, %d rows)", bucket, key, f.size, f.rows)
+        failpoint("publish.upload", key)
+    if kept:
+        log.info("%d of %d object(s) were already published with the same bytes", kept, len(files))
 
+    # 2. The manifests, last: the date's, then latest.json.
+    data = json_bytes(manifest)  # as fsutil.write_json writes the local manifests
+    _put_json(client, bucket, dated_key, data)
+    _put_json(client, bucket, latest_key, data)
+
+    # 3. Objects of the published marts that the new manifest does not list (earlier versions).
     by_mart: dict[str, set[str]] = {}
     for f in files:
         by_mart.setdefault(f.mart, set()).add(f.key(prefix))
@@ -432,34 +501,41 @@ def _publish_s3(files: list[GoldFile], manifest: dict[str, Any], *, conn_id: str
         stale = sorted(set(_list_keys(client, bucket, mart_prefix)) - wanted)
         if stale:
             _delete_keys(client, bucket, stale)
-            log.info("deleted %d stale object(s) of mart %s under s3://%s/%s", len(stale), mart, bucket, mart_prefix)
+            log.info("deleted %d superseded object(s) of mart %s under s3://%s/%s", len(stale), mart, bucket,
+                     mart_prefix)  # fmt: skip
         present = set(_list_keys(client, bucket, mart_prefix))
         if present != wanted:
             raise PublishError(
                 f"after publishing, s3://{bucket}/{mart_prefix} holds {sorted(present ^ wanted)[:5]} "
-                "unexpectedly (missing or extra keys); not writing the manifest"
+                "unexpectedly (missing or extra keys; is another publish running?)"
             )
-
-    data = json_bytes(manifest)  # as fsutil.write_json writes the local manifests
-    _put_json(client, bucket, dated_key, data)
-    _put_json(client, bucket, latest_key, data)
 
 
 # --------------------------------------------------------------------------------------------
 # Local fallback
 
 
-def _copy_verified(src: GoldFile, dest: Path) -> None:
+def _matches(src: GoldFile, dest: Path) -> bool:
+    return dest.is_file() and dest.stat().st_size == src.size and sha256_file(dest) == src.sha256
+
+
+def _copy_verified(src: GoldFile, dest: Path) -> bool:
+    """Copy ``src`` to ``dest`` atomically and verify it; False when ``dest`` already held these bytes."""
+    if _matches(src, dest):
+        return False
     with open(src.path, "rb") as fin, atomic_file(dest) as fout:
         shutil.copyfileobj(fin, fout, _READ_BLOCK)
-    if dest.stat().st_size != src.size or sha256_file(dest) != src.sha256:
+    if not _matches(src, dest):
         raise PublishError(f"verification of {dest} failed: it does not match {src.path}")
+    return True
 
 
 def _remove_stale_local(mart_dir: Path, wanted: set[Path]) -> int:
     removed = 0
     for path in sorted(mart_dir.rglob("*"), reverse=True):  # children before their folders
-        if path.is_dir() and not path.is_symlink():
+        if path.name.startswith(TMP_PREFIX):
+            remove_if_abandoned(path)  # a killed copy's temp file; a live writer's stays
+        elif path.is_dir() and not path.is_symlink():
             if not any(path.iterdir()):
                 path.rmdir()
         elif path not in wanted:
@@ -469,19 +545,20 @@ def _remove_stale_local(mart_dir: Path, wanted: set[Path]) -> int:
 
 
 def _publish_local(files: list[GoldFile], manifest: dict[str, Any], *, root: Path, prefix: str) -> None:
+    """The S3 order on local disk: files (atomic, verified), the date manifest, latest.json, then stale files."""
     dated_key, latest_key = _manifest_keys(prefix, dt.date.fromisoformat(manifest["date"]))
-    (root / dated_key).unlink(missing_ok=True)
     for f in files:
         _copy_verified(f, root / f.key(prefix))
+        failpoint("publish.upload", f.key(prefix))
+    write_json(root / dated_key, manifest)
+    write_json(root / latest_key, manifest)
     by_mart: dict[str, set[Path]] = {}
     for f in files:
         by_mart.setdefault(f.mart, set()).add(root / f.key(prefix))
     for mart, wanted in sorted(by_mart.items()):
         removed = _remove_stale_local(root / prefix / mart, wanted)
         if removed:
-            log.info("deleted %d stale file(s) of mart %s under %s", removed, mart, root / prefix / mart)
-    write_json(root / dated_key, manifest)
-    write_json(root / latest_key, manifest)
+            log.info("deleted %d superseded file(s) of mart %s under %s", removed, mart, root / prefix / mart)
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,7 +580,8 @@ def publish_gold(
     MinIO) the files go to ``s3://<bucket>/<prefix>/<mart>/...`` through ``S3Hook``; the bucket comes
     from ``bucket`` or env ``LAKEHOUSE_S3_BUCKET`` (required then), the prefix from ``prefix`` or env
     ``LAKEHOUSE_S3_PREFIX`` (default ``gold``). Without the connection the same layout is written
-    under ``layout.published``. The manifest is written last, after every object was verified.
+    under ``layout.published``. Object names carry a hash of their content; the manifests are written
+    after every object was verified, and only then are superseded objects of the marts deleted.
 
     Raises ConfigError for a bad or missing setting and PublishError when publishing fails.
     """

@@ -66,10 +66,8 @@ class LatestFeatureStore:
     def _marker(self) -> Any:
         source = self.source
         if source.is_s3:
-            return (
-                source.s3_etag(f"{source.prefix}/_registry/feature_registry.json"),
-                source.s3_etag(f"{source.prefix}/_manifests/latest.json"),
-            )
+            # latest.json changes with every publish; the objects it lists carry content hashes.
+            return (source.s3_etag(f"{source.prefix}/_manifests/latest.json"),)
         assert source.gold_dir is not None
         registry = source.gold_dir / "_registry" / "feature_registry.json"
         stat = registry.stat() if registry.exists() else None

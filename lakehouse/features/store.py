@@ -118,7 +118,11 @@ class FeatureSource:
         if not self.is_s3:
             assert self.gold_dir is not None
             return read_registry(self.gold_dir / REGISTRY_DIR / REGISTRY_JSON)
-        key = f"{self.prefix}/{REGISTRY_DIR}/{REGISTRY_JSON}"
+        # Object names carry a content hash (lakehouse/publish.py): follow latest.json to the registry object.
+        listed = [e["key"] for e in self.latest_manifest().get("registry", []) if e["key"].endswith(".json")]
+        if not listed:
+            raise FeatureError(f"s3://{self.bucket}/{self.prefix}/_manifests/latest.json lists no feature registry")
+        key = listed[0]
         data = self.read_s3_bytes(key)
         try:
             return check_registry(json.loads(data), where=f"s3://{self.bucket}/{key}")
@@ -126,6 +130,27 @@ class FeatureSource:
             raise FeatureError(f"s3://{self.bucket}/{key} is not a feature registry: {exc}") from exc
 
     # ------------------------------------------------------------------ S3 access
+
+    def latest_manifest(self) -> dict[str, Any]:
+        """The last complete publish (``<prefix>/_manifests/latest.json``): every object it lists is in place."""
+        key = f"{self.prefix}/_manifests/latest.json"
+        try:
+            manifest = json.loads(self.read_s3_bytes(key))
+        except ValueError as exc:
+            raise FeatureError(f"s3://{self.bucket}/{key} is not a publish manifest: {exc}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("objects"), list):
+            raise FeatureError(f"s3://{self.bucket}/{key} is not a publish manifest (no objects list)")
+        return manifest
+
+    def published_keys(self, mart: str) -> list[str]:
+        """The keys of ``mart``'s objects in the last complete publish (never a half-published one)."""
+        return sorted(o["key"] for o in self.latest_manifest()["objects"] if o.get("mart") == mart)
+
+    def _keys_or_fail(self, mart: str, base: str) -> list[str]:
+        keys = self.published_keys(mart)
+        if not keys:
+            raise FeatureError(f"gold mart {mart!r} has no Parquet objects under s3://{self.bucket}/{base}/")
+        return keys
 
     def pyarrow_filesystem(self) -> Any:
         """A pyarrow S3FileSystem for this source's bucket."""
@@ -224,10 +249,10 @@ class FeatureSource:
         base = f"{self.prefix}/{mart}"
         if self.s3_reader != "pyarrow" and self._try_httpfs(con):
             self.s3_reader = "httpfs"
-            glob = _sql_string(f"s3://{self.bucket}/{base}/**/*.parquet")
+            urls = ", ".join(_sql_string(f"s3://{self.bucket}/{k}") for k in self._keys_or_fail(mart, base))
             con.execute(
                 f"create or replace temporary view {view} as select {select} "  # noqa: S608 - validated names
-                f"from read_parquet({glob}, hive_partitioning = true)"
+                f"from read_parquet([{urls}], hive_partitioning = true)"
             )
             return
         import pyarrow.dataset as ds
@@ -235,12 +260,11 @@ class FeatureSource:
         self.s3_reader = "pyarrow"
         try:
             dataset = ds.dataset(
-                f"{self.bucket}/{base}/",
+                [f"{self.bucket}/{k}" for k in self._keys_or_fail(mart, base)],
                 filesystem=self.pyarrow_filesystem(),
                 format="parquet",
                 partitioning="hive",
-                exclude_invalid_files=False,
-                ignore_prefixes=[".", "_"],
+                partition_base_dir=f"{self.bucket}/{base}",
             )
             table = dataset.to_table(columns=columns)
         except (OSError, ValueError) as exc:

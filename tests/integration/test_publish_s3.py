@@ -120,14 +120,29 @@ def make_gold(gold: Path) -> None:
 
 
 def gold_files(gold: Path) -> dict[str, Path]:
-    """Expected relative key (mart/rel) -> local file."""
+    """Expected relative object key (mart/folders/<stem>-<sha256[:16]>.parquet) -> local file."""
     out = {}
     for path in gold.rglob("*.parquet"):
         rel = path.relative_to(gold)
         if any(part.startswith((".", "_")) for part in rel.parts):
             continue
-        out[rel.as_posix()] = path
+        out[key_of(rel.as_posix(), path)] = path
     return out
+
+
+def key_of(rel: str, path: Path) -> str:
+    """The object name of ``gold/<rel>``: its file name carries the first 16 hex digits of its sha256."""
+    folder, _, name = rel.rpartition("/")
+    return f"{folder}/{name.removesuffix('.parquet')}-{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}.parquet"
+
+
+def etags(s3: Any, prefix: str) -> dict[str, str]:
+    """Key (without the prefix) -> ETag of every data object (manifests left out)."""
+    return {
+        o["Key"].removeprefix(prefix + "/"): o["ETag"]
+        for o in list_objects(s3, prefix)
+        if "/_manifests/" not in o["Key"]
+    }
 
 
 def list_objects(s3: Any, prefix: str) -> list[dict[str, Any]]:
@@ -192,7 +207,8 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
         assert get_bytes(s3, key) == local
         head = s3.head_object(Bucket=BUCKET, Key=key)
         assert head["Metadata"]["sha256"] == hashlib.sha256(local).hexdigest()
-    big = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/dim_devices/dim_devices.parquet")
+    (big_key,) = [k for k in data_keys if "/dim_devices/" in k]
+    big = s3.head_object(Bucket=BUCKET, Key=big_key)
     assert big["ContentLength"] > 8 * 1024 * 1024
     assert big["ETag"].strip('"').endswith("-2"), "the > 8 MiB file should have gone up in 2 parts"
 
@@ -208,6 +224,7 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     for rel, path in expected.items():
         entry = by_key[f"{prefix}/{rel}"]
         assert entry["mart"] == rel.split("/")[0]
+        assert entry["file"] == path.relative_to(layout.gold).as_posix()
         assert entry["bytes"] == path.stat().st_size
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert entry["rows"] == pq.read_metadata(path).num_rows
@@ -221,12 +238,15 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
         "bytes": sum(p.stat().st_size for r, p in expected.items() if r.startswith("device_features_daily/")),
     }
 
-    # Written last: the manifest's PutObject comes after every data upload and listing, latest.json after it.
+    # Order: every data upload and its verification, then the date manifest, then latest.json, and only then
+    # the listing that finds superseded objects to delete.
     puts = [(op, key) for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload", "UploadPart"}]
     assert puts[-2:] == [("PutObject", mkey), ("PutObject", lkey)]
     assert {key for _, key in puts[:-2]} == data_keys
-    last_data_call = max(i for i, (op, key) in enumerate(s3_calls) if key in data_keys or op == "ListObjectsV2")
-    assert last_data_call < s3_calls.index(("PutObject", mkey))
+    last_data_call = max(i for i, (_, key) in enumerate(s3_calls) if key in data_keys)
+    assert last_data_call < s3_calls.index(("PutObject", mkey)) < s3_calls.index(("PutObject", lkey))
+    first_listing = min(i for i, (op, _) in enumerate(s3_calls) if op == "ListObjectsV2")
+    assert first_listing > s3_calls.index(("PutObject", lkey))
     assert all(objects[k]["LastModified"] <= objects[mkey]["LastModified"] for k in data_keys)
 
     # The secret never shows up: not in log records, not in console output, not in the manifest.
@@ -241,26 +261,38 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     assert SECRET not in json.dumps(result)
 
 
-def test_rerun_replaces_objects_and_deletes_stale(env: dict[str, Any], s3: Any) -> None:
+def test_rerun_replaces_objects_and_deletes_stale(
+    env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
+) -> None:
     prefix, layout = env["prefix"], env["layout"]
     publish_gold(DAY, run_id="run-1")
     first_latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
+    first_keys = {o["key"] for o in first_latest["objects"]}
 
     # The mart shrinks to one file and another file changes.
-    (layout.gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet").unlink()
-    _write(layout.gold / "fct_device_daily" / "fct_device_daily.parquet", pa.table({"device_id": ["x"], "n": [1]}))
+    dropped = layout.gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
+    stale = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
+    dropped.unlink()
+    fct_path = layout.gold / "fct_device_daily" / "fct_device_daily.parquet"
+    old_fct_key = f"{prefix}/{key_of('fct_device_daily/fct_device_daily.parquet', fct_path)}"
+    _write(fct_path, pa.table({"device_id": ["x"], "n": [1]}))
+    s3_calls.clear()
 
     result = publish_gold(DAY, run_id="run-2")
 
     keys = [o["Key"] for o in list_objects(s3, prefix)]
     assert len(keys) == len(set(keys))
-    stale = f"{prefix}/device_features_daily/feature_date=2026-10-31/part-0.parquet"
-    assert stale not in keys
-    assert [k for k in keys if k.startswith(f"{prefix}/device_features_daily/")] == [
-        f"{prefix}/device_features_daily/feature_date=2026-11-01/part-0.parquet"
-    ]
-    fct_key = f"{prefix}/fct_device_daily/fct_device_daily.parquet"
-    assert get_bytes(s3, fct_key) == (layout.gold / "fct_device_daily" / "fct_device_daily.parquet").read_bytes()
+    assert stale not in keys and old_fct_key not in keys
+    kept = layout.gold / "device_features_daily" / "feature_date=2026-11-01" / "part-0.parquet"
+    kept_key = f"{prefix}/{key_of('device_features_daily/feature_date=2026-11-01/part-0.parquet', kept)}"
+    assert [k for k in keys if k.startswith(f"{prefix}/device_features_daily/")] == [kept_key]
+    fct_key = f"{prefix}/{key_of('fct_device_daily/fct_device_daily.parquet', fct_path)}"
+    assert fct_key != old_fct_key, "changed bytes get a new key"
+    assert get_bytes(s3, fct_key) == fct_path.read_bytes()
+    # Only the changed file went up again; the unchanged ones were found in place and kept.
+    uploaded = {key for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload"} and "_manifests" not in key}
+    assert uploaded == {fct_key}
+    assert kept_key in first_keys
 
     manifest = json.loads(get_bytes(s3, manifest_key(prefix)))
     assert manifest["run_id"] == "run-2"
@@ -287,10 +319,12 @@ def test_failed_verification_raises_and_writes_no_manifest(
 ) -> None:
     prefix = env["prefix"]
     publish_gold(DAY, run_id="good")  # a previous good run of the same date
-    stale_candidate = f"{prefix}/device_features_daily/feature_date=2026-10-31/part-0.parquet"
-    (env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet").unlink()
+    dropped = env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
+    stale_candidate = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
+    dropped.unlink()
 
-    bad_key = f"{prefix}/dim_devices/dim_devices.parquet"
+    big = env["layout"].gold / "dim_devices" / "dim_devices.parquet"
+    bad_key = f"{prefix}/{key_of('dim_devices/dim_devices.parquet', big)}"
     original = publish._head_object
 
     def lying_head(client: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -312,11 +346,14 @@ def test_failed_verification_raises_and_writes_no_manifest(
     assert SECRET not in str(excinfo.value)
 
     keys = {o["Key"] for o in list_objects(s3, prefix)}
-    # No manifest for the date (the previous one was withdrawn before the objects changed) ...
-    assert manifest_key(prefix) not in keys
-    # ... latest.json still describes the last good run, and nothing was deleted before verification passed.
-    assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))["run_id"] == "good"
-    assert stale_candidate in keys
+    # The date's manifest and latest.json still describe the last good run, every object they list is intact,
+    # and nothing was deleted before verification passed.
+    assert json.loads(get_bytes(s3, manifest_key(prefix)))["run_id"] == "good"
+    latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
+    assert latest["run_id"] == "good"
+    for obj in latest["objects"]:
+        assert hashlib.sha256(get_bytes(s3, obj["key"])).hexdigest() == obj["sha256"]
+    assert stale_candidate in {o["key"] for o in latest["objects"]} and stale_candidate in keys
 
 
 def test_kms_objects_are_verified_by_reading_them_back(
@@ -356,3 +393,71 @@ def test_nonexistent_bucket_fails_without_leaking_the_secret(env: dict[str, Any]
         publish_gold(DAY, bucket="no-such-bucket-here")
     assert "no-such-bucket-here" in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
+
+
+def test_a_reader_of_latest_json_never_sees_a_half_published_date(
+    env: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that dies between uploads (here: an exception at the failpoint after the second object):
+    latest.json and the date manifest still name the previous objects, all there byte for byte. The rerun
+    publishes, then deletes the previous objects: one copy of each mart, with the same keys and ETags as a
+    publish of the same gold under a fresh prefix."""
+    prefix, layout = env["prefix"], env["layout"]
+    publish_gold(DAY, run_id="old")
+    old_objects = etags(s3, prefix)
+    for path in gold_files(layout.gold).values():  # every gold file changes
+        table = pq.read_table(path)
+        _write(path, table.slice(0, table.num_rows - 1))
+
+    reached: list[str] = []
+
+    def die_after_second_upload(name: str, where: str = "") -> None:
+        if name == "publish.upload":
+            reached.append(where)
+            if len(reached) == 2:
+                raise KeyboardInterrupt("killed mid publish")
+
+    real_failpoint = publish.failpoint
+    monkeypatch.setattr(publish, "failpoint", die_after_second_upload)
+    with pytest.raises(KeyboardInterrupt):
+        publish_gold(DAY, run_id="new")
+
+    for manifest_name in (manifest_key(prefix), f"{prefix}/_manifests/latest.json"):
+        manifest = json.loads(get_bytes(s3, manifest_name))
+        assert manifest["run_id"] == "old"
+        for obj in manifest["objects"]:
+            assert hashlib.sha256(get_bytes(s3, obj["key"])).hexdigest() == obj["sha256"], obj["key"]
+    during = etags(s3, prefix)
+    assert set(old_objects) < set(during), "the previous objects are untouched, the new ones are extra"
+    assert {k: during[k] for k in old_objects} == old_objects
+    assert {f"{prefix}/{k}" for k in set(during) - set(old_objects)} == set(reached)
+
+    monkeypatch.setattr(publish, "failpoint", real_failpoint)
+    result = publish_gold(DAY, run_id="new")
+    after = etags(s3, prefix)
+    assert set(after) == set(gold_files(layout.gold)), "one copy of each file: the previous ones are deleted"
+    assert not set(after) & set(old_objects)
+    assert {o["key"].removeprefix(prefix + "/") for o in result["objects"]} == set(after)
+
+    fresh = f"it/{uuid.uuid4().hex[:8]}/gold"
+    publish_gold(DAY, run_id="elsewhere", prefix=fresh)
+    assert etags(s3, fresh) == after
+
+
+def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
+    env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
+) -> None:
+    prefix = env["prefix"]
+    first = publish_gold(DAY, run_id="a")
+    before = etags(s3, prefix)
+    s3_calls.clear()
+
+    second = publish_gold(DAY, run_id="b")
+
+    assert etags(s3, prefix) == before
+    writes = [(op, key) for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload", "DeleteObjects"}]
+    assert writes == [("PutObject", manifest_key(prefix)), ("PutObject", f"{prefix}/_manifests/latest.json")]
+    volatile = {"run_id", "published_at"}
+    assert {k: v for k, v in first.items() if k not in volatile} == {
+        k: v for k, v in second.items() if k not in volatile
+    }

@@ -17,6 +17,7 @@ import pytest
 from airflow.sdk import BaseHook
 
 from lakehouse import publish
+from lakehouse.failpoints import failpoint
 from lakehouse.publish import PublishError, find_connection, publish_gold, validate_bucket, validate_prefix
 from lakehouse.settings import ConfigError, Layout
 
@@ -37,6 +38,16 @@ def _write(path: Path, n: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"device_id": [f"d{i}" for i in range(n)], "v": list(range(n))}), path)
     return path
+
+
+def published_rel(rel: str, src: Path) -> str:
+    """Where ``gold/<rel>`` is published: its file name carries the first 16 hex digits of its sha256."""
+    folder, _, name = rel.rpartition("/")
+    return f"{folder}/{name.removesuffix('.parquet')}-{hashlib.sha256(src.read_bytes()).hexdigest()[:16]}.parquet"
+
+
+def published_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def make_gold(gold: Path) -> dict[str, Path]:
@@ -63,10 +74,11 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
     root = layout.published / "gold"
     assert result["target"] == str(root)
     assert result["storage"] == "local" and result["bucket"] is None and result["prefix"] == "gold"
+    keys = {rel: published_rel(rel, src) for rel, src in files.items()}
     published = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    assert published == set(files) | {"_manifests/date=2026-11-01/manifest.json", "_manifests/latest.json"}
+    assert published == set(keys.values()) | {"_manifests/date=2026-11-01/manifest.json", "_manifests/latest.json"}
     for rel, src in files.items():
-        assert (root / rel).read_bytes() == src.read_bytes()
+        assert (root / keys[rel]).read_bytes() == src.read_bytes()
 
     manifest = json.loads((root / "_manifests" / "date=2026-11-01" / "manifest.json").read_text())
     assert json.loads((root / "_manifests" / "latest.json").read_text()) == manifest
@@ -74,9 +86,10 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
     assert result["manifest_uri"] == str(root / "_manifests" / "date=2026-11-01" / "manifest.json")
     assert set(manifest) == {"date", "run_id", "published_at", "storage", "bucket", "prefix", "objects", "totals"}
     assert manifest["date"] == "2026-11-01" and manifest["run_id"] == "local-1"
-    assert {o["key"] for o in manifest["objects"]} == {f"gold/{rel}" for rel in files}
+    assert {o["key"] for o in manifest["objects"]} == {f"gold/{key}" for key in keys.values()}
     for obj in manifest["objects"]:
-        src = files[obj["key"].removeprefix("gold/")]
+        src = files[obj["file"]]
+        assert obj["key"] == f"gold/{keys[obj['file']]}"
         assert obj["mart"] == obj["key"].split("/")[1]
         assert obj["bytes"] == src.stat().st_size
         assert obj["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
@@ -91,16 +104,81 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
 def test_local_rerun_removes_stale_files(layout: Layout) -> None:
     files = make_gold(layout.gold)
     publish_gold(DAY, run_id="a", prefix="exports/gold")
+    root = layout.published / "exports" / "gold"
+    fct_rel = "fct_device_daily/fct_device_daily.parquet"
+    old_fct = root / published_rel(fct_rel, files[fct_rel])
     files.pop("device_features_daily/feature_date=2026-10-31/part-0.parquet").unlink()
+    _write(files[fct_rel], 2)  # new content: a new name
 
     result = publish_gold(DAY, run_id="b", prefix="exports/gold")
 
-    root = layout.published / "exports" / "gold"
-    mart_dir = root / "device_features_daily"
-    mart_files = {p.relative_to(mart_dir).as_posix() for p in mart_dir.rglob("*")}
-    assert mart_files == {"feature_date=2026-11-01", "feature_date=2026-11-01/part-0.parquet"}
+    expected = {published_rel(rel, src) for rel, src in files.items()}
+    assert {p.relative_to(root).as_posix() for p in root.glob("[!_]*/**/*") if p.is_file()} == expected
+    assert not old_fct.exists() and not (root / "device_features_daily" / "feature_date=2026-10-31").exists()
     assert result["totals"]["objects"] == 2
     assert json.loads((root / "_manifests" / "latest.json").read_text())["run_id"] == "b"
+
+
+def test_local_rerun_of_identical_gold_keeps_every_file(layout: Layout) -> None:
+    """Same gold, same names, same bytes: nothing is copied again and only run_id/published_at change."""
+    make_gold(layout.gold)
+    first = publish_gold(DAY, run_id="a")
+    root = layout.published / "gold"
+    before = published_files(root)
+    inodes = {p: p.stat().st_ino for p in root.rglob("*.parquet")}
+
+    second = publish_gold(DAY, run_id="b")
+
+    after = published_files(root)
+    assert {k: v for k, v in after.items() if "_manifests" not in k} == {
+        k: v for k, v in before.items() if "_manifests" not in k
+    }
+    assert {p: p.stat().st_ino for p in root.rglob("*.parquet")} == inodes, "no file was rewritten"
+    volatile = {"run_id", "published_at", "target", "manifest_uri"}
+    assert {k: v for k, v in first.items() if k not in volatile} == {
+        k: v for k, v in second.items() if k not in volatile
+    }
+
+
+def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that dies after some files are copied: latest.json still names the previous files, all intact;
+    the rerun finishes and leaves exactly one copy of each file and no temp file."""
+    files = make_gold(layout.gold)
+    publish_gold(DAY, run_id="old")
+    root = layout.published / "gold"
+    for rel, src in files.items():
+        _write(src, 6 if "fct" in rel else 2)  # every file changes
+
+    copied: list[str] = []
+
+    def crash_on_second(name: str, where: str = "") -> None:
+        if name == "publish.upload":
+            copied.append(where)
+            if len(copied) == 2:
+                raise KeyboardInterrupt("killed mid publish")
+
+    monkeypatch.setattr(publish, "failpoint", crash_on_second)
+    stale_tmp = root / "fct_device_daily" / f".tmp-fct_device_daily-0123456789abcdef.parquet.{'f' * 32}"
+    stale_tmp.write_bytes(b"PAR1 half a file")  # what a copy killed mid-write leaves
+    with pytest.raises(KeyboardInterrupt):
+        publish_gold(DAY, run_id="new")
+
+    latest = json.loads((root / "_manifests" / "latest.json").read_text())
+    assert latest["run_id"] == "old"
+    for obj in latest["objects"]:
+        path = layout.published / obj["key"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == obj["sha256"], obj["key"]
+    assert all((layout.published / key).exists() for key in copied), "the new files are there, unlisted"
+
+    monkeypatch.setattr(publish, "failpoint", failpoint)
+    result = publish_gold(DAY, run_id="new")
+    on_disk = {p.relative_to(layout.published).as_posix() for p in root.rglob("*") if p.is_file()}
+    listed = {o["key"] for o in result["objects"]}
+    assert on_disk == listed | {"gold/_manifests/date=2026-11-01/manifest.json", "gold/_manifests/latest.json"}
+    for rel, src in files.items():
+        assert (root / published_rel(rel, src)).read_bytes() == src.read_bytes()
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a//b", "a/", "a b", "_manifests", "a/../b", ""])
