@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -291,7 +292,8 @@ def check_reader_view(lake: Lake, s3: Any, earlier: dict[str, Any], clean: dict[
             assert len(body) == obj["bytes"] and _sha(body) == obj["sha256"], f"{key} names a bad {obj['key']}"
     for key in now["objects"]:  # objects no manifest names yet are complete too (the name carries their hash)
         body = s3.get_object(Bucket=lake.bucket, Key=key)["Body"].read()
-        assert key.rsplit("/", 1)[1].endswith(f"-{_sha(body)[:16]}.parquet"), key
+        name = key.rsplit("/", 1)[1]
+        assert name.rsplit(".", 1)[0].endswith(f"-{_sha(body)[:16]}"), key
     return which
 
 
@@ -402,6 +404,6 @@ def test_the_same_day_twice_gives_byte_identical_outputs(
 
     second = run_day(lake, api.url)
     assert second.returncode == 0, second.output[-4000:]
-    assert "3 of 3 object(s) were already published with the same bytes" in second.output
+    assert re.search(r"(\d+) of \1 object\(s\) were already published with the same bytes", second.output)
     assert_same_outputs(snapshot(lake, s3), clean)
     assert temp_entries(lake.root) == []

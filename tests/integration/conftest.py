@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from feature_lake import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS, FeatureLake
 from test_gold_marts import FIRST_DAY, _add_event, _Gen, make_events, write_silver
 
 from lakehouse.settings import Layout
 from transforms.gold import build_gold
-
-FIT_START = dt.date(2026, 10, 3)
-FIT_END = dt.date(2026, 10, 20)
-# active only after the training window, with an OS and a country no device had in it
-LATE_DEVICE = 2**64 - 42
-LATE_OS, LATE_COUNTRY = "harmonyos", "ZZ"
-
-
-@dataclass
-class FeatureLake:
-    """Gold built from generated silver with the transformers fitted on FIT_START .. FIT_END."""
-
-    root: Path
-    summary: dict
-
-    @property
-    def gold(self) -> Path:
-        return self.root / "gold"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LATE_DEVICE, FeatureLake
+from feature_lake import LATE_DEVICE, FeatureLake
 
 from lakehouse.features import LatestFeatureStore
 from lakehouse.settings import REPO_ROOT

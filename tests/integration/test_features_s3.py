@@ -19,7 +19,7 @@ import pytest
 
 # Imported at collection: importing Airflow reconfigures logging.
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from conftest import LATE_DEVICE, FeatureLake
+from feature_lake import LATE_DEVICE, FeatureLake
 from moto.server import ThreadedMotoServer
 
 from lakehouse.features import FeatureError, FeatureSource, LatestFeatureStore, get_historical_features
@@ -87,9 +87,10 @@ def published(endpoint: str, feature_lake: FeatureLake, tmp_path: Path, monkeypa
 
 def test_registry_is_published_before_the_manifest(published: dict, feature_lake: FeatureLake) -> None:
     prefix, s3, calls = published["prefix"], published["s3"], published["calls"]
-    keys = [f"{prefix}/_registry/feature_registry.json", f"{prefix}/_registry/feature_registry.parquet"]
-    for key in keys:
-        local = feature_lake.gold / "_registry" / key.rsplit("/", 1)[1]
+    keys = [entry["key"] for entry in published["manifest"]["registry"]]  # names carry the content hash
+    assert [k.rsplit("-", 1)[0] for k in keys] == [f"{prefix}/_registry/feature_registry"] * 2
+    for key, name in zip(keys, ("feature_registry.json", "feature_registry.parquet"), strict=True):
+        local = feature_lake.gold / "_registry" / name
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == local.read_bytes()
     puts = [key for op, key in calls if op in {"PutObject", "CreateMultipartUpload"}]
     manifest_at = puts.index(f"{prefix}/_manifests/date=2026-10-31/manifest.json")
@@ -130,5 +131,5 @@ def test_s3_errors_name_the_location_not_the_secret(published: dict) -> None:
             ["events_7d"],
             source=f"s3://{BUCKET}/no/such/prefix",
         )
-    assert f"s3://{BUCKET}/no/such/prefix/_registry/feature_registry.json" in str(excinfo.value)
+    assert f"s3://{BUCKET}/no/such/prefix/_manifests/latest.json" in str(excinfo.value)
     assert SECRET not in str(excinfo.value)

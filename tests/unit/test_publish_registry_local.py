@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,17 +39,15 @@ def test_registry_files_are_published_and_listed(layout: Layout) -> None:
     (registry / ".tmp-feature_registry.json.x").write_text("partial")
     manifest = publish_gold(dt.date(2026, 11, 1))
     root = layout.published / "gold"
-    assert (root / "_registry" / "feature_registry.json").read_bytes() == (
-        registry / "feature_registry.json"
-    ).read_bytes()
-    assert sorted(p.name for p in (root / "_registry").iterdir()) == [
-        "feature_registry.json",
-        "feature_registry.parquet",
-    ]
-    assert [(e["key"], e["rows"]) for e in manifest["registry"]] == [
-        ("gold/_registry/feature_registry.json", 2),
-        ("gold/_registry/feature_registry.parquet", 2),
-    ]
+    keys = [e["key"] for e in manifest["registry"]]
+    assert [re.sub(r"-[0-9a-f]{16}\.", ".", k) for k in keys] == [
+        "gold/_registry/feature_registry.json",
+        "gold/_registry/feature_registry.parquet",
+    ]  # names carry the content hash, like the marts' objects
+    assert [e["rows"] for e in manifest["registry"]] == [2, 2]
+    published_json = layout.published / keys[0]
+    assert published_json.read_bytes() == (registry / "feature_registry.json").read_bytes()
+    assert sorted(p.name for p in (root / "_registry").iterdir()) == sorted(k.rsplit("/", 1)[1] for k in keys)
     assert [o["mart"] for o in manifest["objects"]] == ["fct_device_daily"]
     written = json.loads((root / "_manifests" / "date=2026-11-01" / "manifest.json").read_text())
     assert written["registry"] == manifest["registry"]

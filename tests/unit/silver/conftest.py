@@ -9,29 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from silver_helpers import DAY, csv_bytes
 
 from ingest.appmetrica.resources import RESOURCES
 from lakehouse.settings import Layout
-
-DAY = dt.date(2026, 11, 1)
-
-
-def row(resource: str, **values: str) -> dict[str, str]:
-    """A row of ``resource`` with every field blank except ``values``."""
-    fields = RESOURCES[resource].fields
-    unknown = set(values) - set(fields)
-    assert not unknown, unknown
-    return {f: values.get(f, "") for f in fields}
-
-
-def csv_bytes(fields: list[str], rows: list[list[str]], bom: bool = False) -> bytes:
-    def cell(v: str) -> str:
-        if any(c in v for c in ',"\n\r'):
-            return '"' + v.replace('"', '""') + '"'
-        return v
-
-    text = "\n".join(",".join(cell(v) for v in r) for r in [fields, *rows]) + "\n"
-    return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
 
 
 @pytest.fixture

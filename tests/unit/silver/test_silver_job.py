@@ -9,7 +9,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DAY, csv_bytes, row
+from silver_helpers import DAY, csv_bytes, row
 
 from ingest.appmetrica.resources import RESOURCES
 from lakehouse.fsutil import sha256_file
