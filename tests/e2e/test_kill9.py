@@ -374,7 +374,9 @@ def test_kill9_at_each_step_then_rerun_matches_a_clean_run(
     assert run.killed_children, "the dbt process was running when the group was killed"
     view = check_reader_view(lake, s3, earlier, clean)
     assert {view[u] for u in view if u.startswith(("silver/", "quarantine/"))} == {"new", "same"}, view
-    assert {view[u] for u in view if u.startswith("gold/")} == {"old"}, view
+    gold_view = {view[u] for u in view if u.startswith("gold/")}
+    # no gold file replaced: each is the old one (or equal in both runs, e.g. a state fitted on unchanged days)
+    assert "old" in gold_view and gold_view <= {"old", "same"}, view
 
     # 4. Mid publish: two of three objects uploaded, no manifest written yet.
     run = run_day(lake, api.url, failpoint="publish.upload@dim_devices")
