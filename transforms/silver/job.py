@@ -29,14 +29,13 @@ from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
-from transforms.silver.quarantine import quarantine_max_rate
+from transforms.silver.quarantine import QuarantineWriter, quarantine_max_rate
 from transforms.silver.schemas import (
     ENUM_VALUES,
     EVENTS_PART,
     FIELD_TYPES,
     JSON_FIELDS,
     PERMANENT_USER_PROPERTIES,
-    QUARANTINE_SCHEMA,
     REQUIRED_FIELDS,
     SILVER_TABLES,
     TECHNICAL_DATA,
@@ -127,31 +126,6 @@ def _row_hash(values: list[str]) -> str:
     return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
-class _Quarantine:
-    def __init__(self, folder: Path, resource: str, day: dt.date, limits: WriterLimits) -> None:
-        self.resource = resource
-        self.day = day
-        self.writer = PartitionWriter(folder, QUARANTINE_SCHEMA, limits)
-
-    def add(self, bronze_file: str, rows: list[int], reasons: list[str], details: list[str], raws: list[str]) -> None:
-        if not rows:
-            return
-        n = len(rows)
-        self.writer.write(
-            pa.table(
-                {
-                    "resource": pa.array([self.resource] * n),
-                    "bronze_file": pa.array([bronze_file] * n),
-                    "bronze_row": pa.array(rows, pa.int64()),
-                    "reason": pa.array(reasons),
-                    "detail": pa.array(details),
-                    "raw": pa.array(raws),
-                    "export_date": pa.array([self.day] * n, pa.date32()),
-                }
-            )
-        )
-
-
 def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> list[Path]:
     folder = layout.bronze(resource, day)
     manifest_path = folder / MANIFEST
@@ -166,7 +140,7 @@ def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> list[Path]:
 
 
 def _read_batches(
-    resource: Resource, parts: list[Path], layout: Layout, quarantine: _Quarantine, stats: ResourceStats
+    resource: Resource, parts: list[Path], layout: Layout, quarantine: QuarantineWriter, stats: ResourceStats
 ) -> Iterator[Batch]:
     required = REQUIRED_FIELDS[resource.name]
     types = {f: FIELD_TYPES.get(f, pa.string()) for f in resource.fields}
@@ -217,7 +191,7 @@ def _type_batch(
     types: dict[str, pa.DataType],
     required: tuple[str, ...],
     json_fields: list[str],
-    quarantine: _Quarantine,
+    quarantine: QuarantineWriter,
     stats: ResourceStats,
 ) -> Iterator[Batch]:
     columns = list(zip(*rows, strict=True))
@@ -420,7 +394,7 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
     # silver is not replaced, but its quarantine is, so the bad rows can be inspected.
     with contextlib.ExitStack() as quarantine_stack:
         quarantines = {
-            r: _Quarantine(quarantine_stack.enter_context(staged_dir(layout.quarantine(r, day))), r, day, limits)
+            r: QuarantineWriter(quarantine_stack.enter_context(staged_dir(layout.quarantine(r, day))), r, day, limits)
             for r in SILVER_RESOURCES
         }
         try:
@@ -459,7 +433,7 @@ def _write_tables(
     parts: dict[str, list[Path]],
     stats: dict[str, ResourceStats],
     folders: dict[str, Path],
-    quarantines: dict[str, _Quarantine],
+    quarantines: dict[str, QuarantineWriter],
 ) -> dict[str, dict[str, Any]]:
     """Read every resource of the day and write the seven tables into ``folders``."""
     writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
