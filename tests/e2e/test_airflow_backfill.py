@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 from pathlib import Path
 
 import duckdb
 import pytest
-from test_airflow_ui_browser import DAG_ID, AirflowStack, free_port, task_log
+from test_airflow_ui_browser import DAG_ID, AirflowStack, free_port, stack_env, task_log
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse.local_airflow import airflow_env
@@ -35,24 +34,9 @@ def test_airflow_backfill_runs_four_days_at_once(tmp_path: Path) -> None:
     token = "tok-" + secrets.token_hex(12)
     data = tmp_path / "data"
     with DemoLogsApiServer(token=token, application_id="1234567", devices=40, max_queued=16) as logs_api:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_"))}
+        base = stack_env(tmp_path, port, passwords, data)
         base |= {
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "LAKEHOUSE_DATA_DIR": str(data),
             "LAKEHOUSE_LOOKBACK_DAYS": "1",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
                 {"conn_type": "http", "host": logs_api.url, "password": token,
                  "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 120,

@@ -48,6 +48,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stack_env(tmp_path: Path, port: int, passwords: Path, data: Path) -> dict[str, str]:
+    """The environment of an Airflow stack on a temporary SQLite home: this process's variables without any
+    AIRFLOW*/LAKEHOUSE_* ones, plus the API on 127.0.0.1:port, LocalExecutor, simple auth from ``passwords``,
+    and no scheduled runs (only the runs a test creates)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_"))}
+    env |= {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "LAKEHOUSE_DATA_DIR": str(data),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
+        # Only the runs a test creates: no scheduled run of "yesterday" competing for max_active_runs.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+    return env
+
+
 class AirflowStack:
     """api-server, scheduler and dag-processor of one AIRFLOW_HOME, each in its own process group."""
 
@@ -141,24 +167,8 @@ def test_trigger_in_airflow_then_browse_the_dag_and_the_gold_docs(tmp_path, http
     data = tmp_path / "data"
 
     with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.004) as logs_api:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_"))}
+        base = stack_env(tmp_path, port, passwords, data)
         base |= {
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "LAKEHOUSE_DATA_DIR": str(data),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
-            # Only the run this test triggers: no scheduled run of "yesterday" competing for max_active_runs.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
                 {"conn_type": "http", "host": logs_api.url, "password": token,
                  "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 60,
