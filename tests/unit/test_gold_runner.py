@@ -100,7 +100,7 @@ def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypat
     (part / "part-00000.parquet").write_bytes(b"not read: dbt is stubbed")
 
     def fake_dbt(args: list[str], layout: Layout, *, target: Path, logs: Path) -> tuple[int, list[str]]:
-        assert args == ["build", "--selector", "gold"]
+        assert args == ["build", "--selector", "gold", "--full-refresh"]
         target.mkdir(parents=True, exist_ok=True)
         results = _run_results(("test.appmetrica_lakehouse.not_null_dim_devices_first_seen_date.1", "fail"))
         (target / "run_results.json").write_text(json.dumps(results))
