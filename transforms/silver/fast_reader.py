@@ -127,6 +127,7 @@ def iter_clean_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch
     it cannot vouch for; the batches yielded before that are exact.
     """
     stream = _CleanCsvStream(path)
+    reader = None
     try:
         reader = pcsv.open_csv(
             stream,
@@ -145,4 +146,7 @@ def iter_clean_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch
         for batch in reader:
             yield pa.RecordBatch.from_arrays(batch.columns, names=header)
     finally:
+        # stop pyarrow's read-ahead (it reads the stream from its own thread) before closing the stream
+        if reader is not None:
+            reader.close()
         stream.close()

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,29 +126,41 @@ class Batch:
 
 
 _HASH_SQL = "select md5(concat_ws(chr(31), {columns})) as row_hash from raw"
-_HEX = np.full(256, 0, dtype=np.uint64)
-_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint64)
+_HEX = np.zeros(256, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+_HASH_CONNECTION = threading.local()
+
+
+def _hash_connection() -> Any:
+    """One in-memory DuckDB connection per thread for hashing (opening one per batch costs more)."""
+    import duckdb
+
+    con = getattr(_HASH_CONNECTION, "con", None)
+    if con is None:
+        con = _HASH_CONNECTION.con = duckdb.connect()
+    return con
 
 
 def _row_hashes(raw: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """The 128-bit MD5 of each row's exported values joined by U+001F: hex text and two uint64 halves."""
-    import duckdb
-
     columns = ", ".join('"' + c.replace('"', '""') + '"' for c in raw.column_names)
-    con = duckdb.connect()
+    con = _hash_connection()
+    con.register("raw", raw)
     try:
-        con.register("raw", raw)
         out = con.sql(_HASH_SQL.format(columns=columns)).to_arrow_table()
     finally:
-        con.close()
+        con.unregister("raw")
     hashes = out.column("row_hash").combine_chunks().cast(pa.string())
-    # every digest is 32 hex digits: read the text buffer as an (n, 32) matrix of nibbles
+    # every digest is 32 hex digits: read the text buffer as an (n, 32) matrix, turn digit pairs
+    # into the 16 digest bytes and read those as two big-endian uint64
     _, offsets, data = hashes.buffers()
-    start = np.frombuffer(offsets, dtype=np.int32)[hashes.offset]
-    digits = _HEX[np.frombuffer(data, dtype=np.uint8, count=32 * len(hashes), offset=int(start)).reshape(-1, 32)]
-    shifts = np.arange(60, -1, -4, dtype=np.uint64)
-    hi = np.bitwise_or.reduce(digits[:, :16] << shifts, axis=1)
-    lo = np.bitwise_or.reduce(digits[:, 16:] << shifts, axis=1)
+    start = int(np.frombuffer(offsets, dtype=np.int32)[hashes.offset])
+    nibbles = _HEX[np.frombuffer(data, dtype=np.uint8, count=32 * len(hashes), offset=start).reshape(-1, 16, 2)]
+    digest = np.ascontiguousarray((nibbles[:, :, 0] << 4) | nibbles[:, :, 1])
+    halves = digest.view(">u8").astype(np.uint64)
+    hi, lo = halves[:, 0], halves[:, 1]
     return hashes, hi, lo
 
 
@@ -162,7 +175,7 @@ class _Quarantine:
             return
         n = len(rows)
         self.writer.write(
-            pa.table(
+            pa.Table.from_pydict(
                 {
                     "resource": pa.array([self.resource] * n),
                     "bronze_file": pa.array([bronze_file] * n),
@@ -339,10 +352,12 @@ def _type_batch(
     stats.duplicates += int(len(first) - first.sum())
     stats.rows_good += int(first.sum())
     keep_idx = good_idx[first]
-    keep = pa.array(keep_idx, pa.int64())
-
-    table = pa.table({f: result.columns[f] for f in resource.fields}).take(keep)
-    table = table.append_column("row_hash", hashes.take(keep))
+    table = pa.Table.from_pydict({f: result.columns[f] for f in resource.fields})
+    if len(keep_idx) == n:  # the usual case: every row good and new
+        table = table.append_column("row_hash", hashes)
+    else:
+        keep = pa.array(keep_idx, pa.int64())
+        table = table.take(keep).append_column("row_hash", hashes.take(keep))
     table = table.append_column("bronze_file", pa.array(np.full(len(keep_idx), rel, dtype=object), pa.string()))
     table = table.append_column("bronze_row", pa.array(raw.positions[keep_idx], pa.int64()))
 
@@ -375,7 +390,7 @@ def _observations(resource: str, table: pa.Table) -> pa.Table:
     for name in SESSION_ATTRS:
         typ = TECHNICAL_DATA.schema.field(name).type
         cols[name] = table.column(name) if name in table.column_names else pa.nulls(n, typ)
-    return pa.table(cols)
+    return pa.Table.from_pydict(cols)
 
 
 _KEY = "struct_pack(s := seen_at, r := source_rank, f := bronze_file, n := bronze_row)"
@@ -490,7 +505,7 @@ def _event_properties(table: pa.Table, leaves: pa.Table) -> pa.Table:
     out = {c: table.column(c).take(rows) for c in carry}
     out |= {"property_path": leaves.column("path"), "value_text": leaves.column("value_text"),
             "value_type": leaves.column("value_type")}  # fmt: skip
-    return pa.table(out)
+    return pa.Table.from_pydict(out)
 
 
 def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimits | None = None) -> dict[str, Any]:
@@ -642,7 +657,7 @@ def _write_drift_record(layout: Layout, day: dt.date, stats: dict[str, ResourceS
 
 def _empty_events() -> pa.Table:
     schema = EVENTS_PART.schema
-    return pa.table({f.name: pa.array([], f.type) for f in schema})
+    return pa.Table.from_pydict({f.name: pa.array([], f.type) for f in schema})
 
 
 def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple[pa.Table, pa.Table]:
@@ -650,8 +665,8 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     schema = PERMANENT_USER_PROPERTIES.schema
     if not batches:
         return (
-            pa.table({f.name: pa.array([], f.type) for f in schema}),
-            pa.table({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema}),
+            pa.Table.from_pydict({f.name: pa.array([], f.type) for f in schema}),
+            pa.Table.from_pydict({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema}),
         )
     table = pa.concat_tables([b.table for b in batches])
     offsets = np.cumsum([0] + [b.table.num_rows for b in batches])
@@ -674,7 +689,7 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     table = _with_export_date(table, day)
 
     out = {f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema if f.name != "export_date"}
-    attrs = pa.table(out)
+    attrs = pa.Table.from_pydict(out)
     if leaves is not None and leaves.num_rows:
         new_index = np.full(len(ids), -1, dtype=np.int64)
         new_index[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
@@ -682,7 +697,7 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
         leaves = leaves.set_column(0, "row", pa.array(mapped, pa.int64())).filter(pa.array(mapped >= 0))
         leaves = leaves.take(pc.sort_indices(leaves, [("row", "ascending")]))  # stable: leaf order kept
         rows = leaves.column("row")
-        attrs = pa.table(
+        attrs = pa.Table.from_pydict(
             {
                 "profile_id": table.column("profile_id").take(rows),
                 "attribute_name": leaves.column("path"),

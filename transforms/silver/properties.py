@@ -131,7 +131,7 @@ def flatten_texts(column: pa.Array | pa.ChunkedArray, eligible: np.ndarray) -> t
             bad[row] = f"expected a JSON object, got {type(obj).__name__}"
             continue
         _walk(row, obj, "", out)
-    leaves = pa.table(
+    leaves = pa.Table.from_pydict(
         {
             "row": pa.array(rows_out, pa.int64()),
             "path": pa.array(paths, pa.string()),
