@@ -54,6 +54,8 @@ class Deduplicator:
     def _add(self, hi: np.ndarray, lo: np.ndarray) -> None:
         pos = self._positions(hi, lo).ravel()
         np.bitwise_or.at(self._filter, (pos >> np.uint64(6)).astype(np.int64), np.uint64(1) << (pos & np.uint64(63)))
+        order = np.argsort(hi, kind="stable")  # values sharing an insertion point must go in sorted
+        hi, lo = hi[order], lo[order]
         where = np.searchsorted(self._mem_hi, hi)
         self._mem_hi = np.insert(self._mem_hi, where, hi)
         self._mem_lo = np.insert(self._mem_lo, where, lo)

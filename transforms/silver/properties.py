@@ -131,12 +131,34 @@ def flatten_texts(column: pa.Array | pa.ChunkedArray, eligible: np.ndarray) -> t
             bad[row] = f"expected a JSON object, got {type(obj).__name__}"
             continue
         _walk(row, obj, "", out)
-    leaves = pa.Table.from_pydict(
+    try:
+        leaves = _leaves_table(rows_out, paths, values, kinds)
+    except UnicodeEncodeError:
+        # \ud800-style escapes decode to lone surrogates, which are not text: such objects are bad
+        broken = {r for r, p, v in zip(rows_out, paths, values, strict=True) if not _encodable(p, v)}
+        for r in broken:
+            bad[r] = "a JSON string holds a lone surrogate (an unpaired \\ud800-\\udfff escape), not valid Unicode"
+        keep = [i for i, r in enumerate(rows_out) if r not in broken]
+        leaves = _leaves_table(*([col[i] for i in keep] for col in (rows_out, paths, values, kinds)))
+    return bad, leaves
+
+
+def _encodable(*texts: str | None) -> bool:
+    try:
+        for text in texts:
+            if text is not None:
+                text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _leaves_table(rows: list[int], paths: list[str], values: list[str | None], kinds: list[str]) -> pa.Table:
+    return pa.Table.from_pydict(
         {
-            "row": pa.array(rows_out, pa.int64()),
+            "row": pa.array(rows, pa.int64()),
             "path": pa.array(paths, pa.string()),
             "value_text": pa.array(values, pa.string()),
             "value_type": pa.array(kinds, pa.string()),
         }
     )
-    return bad, leaves
