@@ -484,6 +484,10 @@ class _Observations:
         con = duckdb.connect()
         try:
             con.execute(f"set memory_limit = '{self.MEMORY_LIMIT}'")
+            # one thread: a second one doubles the partial aggregate states, and with tens of millions of
+            # sessions those states (not spillable) ran out of the limit on a 50M-row day
+            con.execute("set threads = 1")
+            con.execute("set preserve_insertion_order = false")
             con.execute("set temp_directory = ?", [str(self.workdir / "spill")])
             path = str(self.path).replace("'", "''")
             con.execute(f"create view obs as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
