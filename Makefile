@@ -9,7 +9,7 @@ DATE ?= 2026-11-01
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv test lint demo dags-test airflow docs clean lock chromium
+.PHONY: venv test lint demo dags-test airflow docs clean lock chromium bench bench-large
 
 venv: $(STAMP)
 
@@ -50,6 +50,13 @@ airflow: venv
 
 docs: venv
 	$(BIN)/lakehouse docs --serve
+
+# Throughput, memory and build-time figures against the targets (bench/run.py; data in .bench/).
+bench: venv
+	$(BIN)/python -m bench.run
+
+bench-large: venv
+	$(BIN)/python -m bench.run --large
 
 lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.txt

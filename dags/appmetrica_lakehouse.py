@@ -62,7 +62,7 @@ def appmetrica_lakehouse() -> None:
 
     @task(outlets=GOLD_ASSETS)
     def build_gold(day: str, quality: dict) -> dict:
-        return steps.gold(day)
+        return steps.gold(day, quality)
 
     @task
     def dbt_docs(gold: dict) -> dict:

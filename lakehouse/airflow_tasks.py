@@ -82,8 +82,8 @@ def quality_gate(day: str, silver: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @fail_fast
-def gold(day: str) -> dict[str, Any]:
-    return _recorded("gold", day, pipeline.gold)
+def gold(day: str, quality: dict[str, Any] | None) -> dict[str, Any]:
+    return _recorded("gold", day, lambda: pipeline.gold((quality or {}).get("days") or [day]))
 
 
 @fail_fast

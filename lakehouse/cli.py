@@ -40,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     extract = dated("extract", "export one resource for one day into bronze")
     extract.add_argument("--resource", required=True)
     dated("silver", "build the day's silver tables from bronze")
-    sub.add_parser("gold", help="build and test the gold marts (dbt build)")
+    gold = sub.add_parser("gold", help="build and test the gold marts (dbt build; incremental unless --full-refresh)")
+    gold.add_argument("--date", action="append", default=[], help="a silver date rebuilt since the last build "
+                      "(repeatable; partitions changed on disk are found anyway)")  # fmt: skip
+    gold.add_argument("--full-refresh", action="store_true", help="rebuild every mart from all of silver")
     dated("publish", "publish gold to lakehouse_s3 (or locally)")
     dated("dags-test", "one `airflow dags test appmetrica_lakehouse` run for a day")
     dated("demo", "one full daily run through Airflow on the demo Logs API, then a summary")
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "silver":
             _print(pipeline.silver(args.date))
         elif args.command == "gold":
-            _print(pipeline.gold())
+            _print(pipeline.gold(args.date, full_refresh=args.full_refresh))
         elif args.command == "publish":
             _print(pipeline.publish(args.date, run_id="cli"))
         elif args.command == "dags-test":

@@ -198,12 +198,19 @@ def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str,
     }
 
 
-def gold() -> dict[str, Any]:
-    """Build and test the gold marts with dbt (models and tests together)."""
+def gold(days: list[str] | None = None, *, full_refresh: bool = False) -> dict[str, Any]:
+    """Build and test the gold marts with dbt (models and tests together).
+
+    ``days`` are the export dates whose silver this run rebuilt (the quality gate's ``days``); the
+    build recomputes only what they touch (see :func:`transforms.gold.build_gold`), and silver
+    partitions changed since the last build some other way are found by themselves.
+    ``full_refresh`` rebuilds every mart from all of silver.
+    """
     from transforms.gold import build_gold
 
+    changed = None if full_refresh else [parse_day(d, what="changed silver date") for d in days or []]
     with exclusive("gold"):  # one warehouse and one dbt target for every date
-        return build_gold(Layout.from_env())
+        return build_gold(Layout.from_env(), changed_dates=changed)
 
 
 def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
@@ -310,7 +317,7 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
         ("extract", lambda: [extract(r, day) for r in RESOURCES]),
         ("silver", lambda: silver(day, steps["extract"])),
         ("quality", lambda: quality_gate(day, steps["silver"]["rebuilt"])),
-        ("gold", lambda: gold()),
+        ("gold", lambda: gold(steps["quality"]["days"])),
         ("publish", lambda: publish(day, run_id)),
     ]
     for step, call in plan:

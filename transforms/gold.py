@@ -17,6 +17,7 @@ only when needed.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -25,11 +26,12 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakehouse.fsutil import TMP_PREFIX, fsync_path
+from lakehouse.fsutil import TMP_PREFIX, fsync_path, write_json
 from lakehouse.settings import REPO_ROOT, Layout, check_name
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SELECTOR = "gold"
 WAREHOUSE_FILE = "lakehouse.duckdb"  # must match dbt_project/profiles.yml
+STATE_FILE = "gold_state.json"  # beside the warehouse: what the incremental tables were built from
+STATE_VERSION = 1
+WINDOW_DAYS = 28  # the longest feature window (device_features_daily)
 
 _FAILED = frozenset({"error", "fail", "runtime error"})
 _RESULT_KINDS = {"test": "data_tests", "unit_test": "unit_tests"}
@@ -272,12 +277,177 @@ def _feature_registry(manifest: dict[str, Any]) -> dict[str, Any] | None:
         raise GoldBuildError(f"{exc} (gold left unchanged)") from exc
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What an incremental build recomputes (see dbt_project/macros/gold_incremental.sql)."""
+
+    silver_dates: list[dt.date]
+    event_dates: list[dt.date]
+    feature_dates: list[dt.date]
+    last_export_date: dt.date
+
+    def dbt_vars(self) -> dict[str, Any]:
+        return {
+            "gold_silver_dates": [d.isoformat() for d in self.silver_dates],
+            "gold_event_dates": [d.isoformat() for d in self.event_dates],
+            "gold_feature_dates": [d.isoformat() for d in self.feature_dates],
+            "gold_last_export_date": self.last_export_date.isoformat(),
+        }
+
+
+def _silver_partitions(layout: Layout) -> dict[dt.date, dict[str, Any]]:
+    """Every silver events_part partition: its date and a fingerprint of its files (names, sizes, mtimes)."""
+    partitions = {}
+    for folder in sorted(layout.silver_table("events_part").glob("date=*")):
+        files = sorted(folder.glob("*.parquet"))
+        if not folder.is_dir() or not files:
+            continue
+        try:
+            day = dt.date.fromisoformat(folder.name.removeprefix("date="))
+        except ValueError:
+            continue
+        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        partitions[day] = {"fingerprint": stats, "files": files}
+    return partitions
+
+
+def _event_dates(files: list[Path]) -> dict[str, Any]:
+    """The distinct event dates and the row count of one silver partition (one column read)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    dates: set[dt.date] = set()
+    rows = 0
+    for f in files:
+        column = pq.read_table(f, columns=["event_date"]).column("event_date")
+        rows += len(column)
+        dates.update(d for d in pc.unique(column).to_pylist() if d is not None)
+    return {"event_dates": sorted(d.isoformat() for d in dates), "rows": rows}
+
+
+def _state_path(layout: Layout) -> Path:
+    return layout.warehouse / STATE_FILE
+
+
+def _read_state(layout: Layout) -> dict[str, Any] | None:
+    state = _read_json(_state_path(layout))
+    if not state or state.get("version") != STATE_VERSION or not dbt_paths(layout)["database"].exists():
+        return None
+    return state
+
+
+def _new_state(partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | None, changed: set[dt.date]) -> dict:
+    """The state after a successful build: per silver partition its fingerprint, event dates and rows."""
+    known = (old or {}).get("partitions", {})
+    out = {}
+    for day, part in partitions.items():
+        key = day.isoformat()
+        info = known.get(key) if day not in changed else None
+        if info is None or info.get("fingerprint") != [list(x) for x in part["fingerprint"]]:
+            info = {"fingerprint": part["fingerprint"], **_event_dates(part["files"])}
+        out[key] = info
+    last = max((d for d, p in out.items() if p["rows"]), default=None)
+    return {"version": STATE_VERSION, "partitions": out, "last_export_date": last}
+
+
+def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | None, str]:
+    """Decide what a daily build recomputes, or why it must rebuild everything (plan None)."""
+    state = _read_state(layout)
+    if state is None:
+        return None, "no state from an earlier build (or no warehouse)"
+    partitions = _silver_partitions(layout)
+    known = state["partitions"]
+    changed = {d for d in changed_dates}
+    for day, part in partitions.items():
+        info = known.get(day.isoformat())
+        if info is None or info["fingerprint"] != [list(x) for x in part["fingerprint"]]:
+            changed.add(day)
+    removed = {dt.date.fromisoformat(k) for k in known} - set(partitions)
+    changed |= removed
+
+    fresh = {day: _event_dates(partitions[day]["files"]) for day in changed if day in partitions}
+    event_dates: set[dt.date] = set()
+    for day in changed:
+        for source in (fresh.get(day), known.get(day.isoformat())):
+            if source:
+                event_dates.update(dt.date.fromisoformat(d) for d in source["event_dates"])
+    if not event_dates:
+        return None, "nothing to recompute found in the changed partitions"
+
+    # every partition holding events of a date to recompute is read (late events live in later partitions)
+    silver_dates = {day for day in fresh}
+    for key, info in known.items():
+        day = dt.date.fromisoformat(key)
+        if (
+            day in partitions
+            and day not in changed
+            and event_dates & {dt.date.fromisoformat(d) for d in info["event_dates"]}
+        ):
+            silver_dates.add(day)
+    rows = {day: (fresh[day]["rows"] if day in fresh else known[day.isoformat()]["rows"]) for day in partitions}
+    with_rows = [day for day, n in rows.items() if n]
+    if not with_rows:
+        return None, "silver events_part holds no rows"
+    last = max(with_rows)
+    old_last = dt.date.fromisoformat(state["last_export_date"]) if state.get("last_export_date") else None
+    if old_last is not None and last < old_last:
+        return None, f"the latest export date moved back from {old_last} to {last}"
+
+    features: set[dt.date] = set()
+    for day in event_dates:
+        features.update(day + dt.timedelta(days=k) for k in range(WINDOW_DAYS) if day + dt.timedelta(days=k) <= last)
+    start = (old_last + dt.timedelta(days=1)) if old_last else min(event_dates)
+    features.update(start + dt.timedelta(days=k) for k in range((last - start).days + 1))
+    # days_since_first_seen counts from a device's first event in all history: when a recomputed
+    # date can move some device's first day, every later feature date of the spine is rebuilt
+    earliest = min(event_dates)
+    read = [f for day in silver_dates for f in partitions[day]["files"]]
+    if earliest + dt.timedelta(days=WINDOW_DAYS) <= last and _first_seen_may_move(layout, sorted(event_dates), read):
+        features.update(earliest + dt.timedelta(days=k) for k in range((last - earliest).days + 1))
+    plan = _Plan(sorted(silver_dates), sorted(event_dates), sorted(features), last)
+    return plan, f"{len(changed)} changed silver partition(s)"
+
+
+def _first_seen_may_move(layout: Layout, event_dates: list[dt.date], silver_files: list[Path]) -> bool:
+    """Whether a known device's first event date may change when ``event_dates`` are recomputed.
+
+    Compared with the last build's dim_devices: a device of the partitions being read whose
+    earliest event there is before its known first day, or a known device whose first day is one
+    of the recomputed dates (its events there may have gone). New devices do not count: all their
+    feature rows are recomputed anyway. Any doubt (no dim_devices) answers True.
+    """
+    import duckdb
+
+    dates = ", ".join(f"date '{d.isoformat()}'" for d in event_dates)
+    files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in silver_files)
+    sql = f"""
+        with seen as (
+            select appmetrica_device_id, min(event_date) as first_day
+            from read_parquet([{files}])
+            where event_date in ({dates})
+            group by appmetrica_device_id
+        )
+        select
+            (select count(*) from seen join main.dim_devices as known using (appmetrica_device_id)
+             where seen.first_day < known.first_seen_date)
+            + (select count(*) from main.dim_devices where first_seen_date in ({dates}))
+    """  # noqa: S608 - dates rendered from date objects, paths quoted
+    try:
+        with duckdb.connect(str(dbt_paths(layout)["database"]), read_only=True) as con:
+            moved = con.execute(sql).fetchone()
+    except duckdb.Error as exc:
+        log.info("gold: cannot tell whether first-seen dates move (%s); rebuilding every later feature date", exc)
+        return True
+    return bool(moved and moved[0])
+
+
 def build_gold(
     layout: Layout | None = None,
     *,
     select: str | None = None,
     selector: str | None = None,
     workspace: str | None = None,
+    changed_dates: Iterable[dt.date] | None = None,
 ) -> dict[str, Any]:
     """Run ``dbt build`` over the silver data of ``layout`` and publish the gold marts it built.
 
@@ -285,12 +455,23 @@ def build_gold(
     everything upstream of them and all their tests); ``selector`` names another selector of
     ``selectors.yml`` instead (a declared source's, e.g. ``source_vacancies``), and ``workspace``
     gives that build its own target folder and DuckDB file (see :func:`dbt_paths`). Only the marts
-    built by this invocation are published. Raises ``GoldBuildError`` naming the
-    failing models/tests; nothing under ``gold/`` changes then. Returns
-    ``{"marts": {mart: {"path": str, "rows": int}}, "feature_set_version": str | None,
-    "models": {status: n}, "data_tests": {status: n}, "unit_tests": {status: n}, "elapsed_seconds": s}``
-    (statuses as dbt reports them: success, pass, warn). The feature registry of the build is
-    checked before the marts are published and written to ``gold/_registry/`` after them.
+    built by this invocation are published. Raises ``GoldBuildError`` naming the failing
+    models/tests; nothing under ``gold/`` changes then.
+
+    ``changed_dates`` (the default ``gold`` selector only): None rebuilds everything from all of
+    silver (``--full-refresh``). A daily run passes its day and any earlier export dates whose
+    silver it rewrote; the build then recomputes only what those partitions touch (the event dates
+    they hold, now or at the last build; the feature dates whose 28-day windows contain them; the
+    devices seen on them), reading only the silver partitions that hold those event dates.
+    Partitions whose files changed since the last build are added to ``changed_dates`` by
+    themselves. Without a record of the last successful build (``warehouse/gold_state.json``,
+    removed while a build runs, so a failed build leaves none) the build is a full one.
+
+    Returns ``{"marts": {mart: {"path": str, "rows": int}}, "feature_set_version": str | None,
+    "mode": "full" | "incremental" | "selected", "models": {status: n}, "data_tests": {status: n},
+    "unit_tests": {status: n}, "elapsed_seconds": s}`` (statuses as dbt reports them: success,
+    pass, warn). The feature registry of the build is checked before the marts are published and
+    written to ``gold/_registry/`` after them.
     """
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout, workspace)
@@ -302,10 +483,30 @@ def build_gold(
     run_results_path.unlink(missing_ok=True)
 
     started = time.monotonic()
+    plan: _Plan | None = None
+    old_state = _read_state(layout)
     if select:
         args = ["build", "--select", select, "--indirect-selection", "buildable"]
     else:
-        args = ["build", "--selector", selector or DEFAULT_SELECTOR]
+        if selector is None:
+            if changed_dates is not None:
+                plan, why = _plan(layout, changed_dates)
+            else:
+                why = "changed_dates=None"
+            if plan is None:
+                log.info("gold: full rebuild (%s)", why)
+                args = ["build", "--selector", DEFAULT_SELECTOR, "--full-refresh"]
+            else:
+                log.info("gold: incremental build (%s): reading silver %s, event dates %s, %d feature date(s)",
+                         why, [d.isoformat() for d in plan.silver_dates], [d.isoformat() for d in plan.event_dates],
+                         len(plan.feature_dates))  # fmt: skip
+                args = ["build", "--selector", DEFAULT_SELECTOR, "--vars", json.dumps(plan.dbt_vars())]
+        else:
+            args = ["build", "--selector", selector]
+    if workspace is None:
+        # while the warehouse changes there is no valid record of it: a failure (or a --select build,
+        # which leaves no record) means a full rebuild next time
+        _state_path(layout).unlink(missing_ok=True)
     returncode, output = _run_dbt(args, layout, target=paths["target"], logs=paths["logs"], database=paths["database"])
     run_results = _read_json(run_results_path)
     if returncode != 0 or run_results is None or _failures(run_results):
@@ -320,6 +521,9 @@ def build_gold(
         from transforms.feature_registry import write_registry
 
         log.info("feature registry: %s", write_registry(layout.gold, registry))
+    if not select and selector is None and workspace is None:
+        changed = set(plan.silver_dates) if plan else set(_silver_partitions(layout))
+        write_json(_state_path(layout), _new_state(_silver_partitions(layout), old_state if plan else None, changed))
 
     counts: dict[str, Counter[str]] = {"models": Counter(), "data_tests": Counter(), "unit_tests": Counter()}
     for result in run_results.get("results", []):
@@ -328,6 +532,7 @@ def build_gold(
     summary = {
         "marts": marts,
         "feature_set_version": registry["feature_set_version"] if registry else None,
+        "mode": "selected" if select or selector else ("full" if plan is None else "incremental"),
         **{kind: dict(sorted(c.items())) for kind, c in counts.items()},
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }

@@ -102,7 +102,7 @@ def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypat
     def fake_dbt(
         args: list[str], layout: Layout, *, target: Path, logs: Path, database: Path | None = None
     ) -> tuple[int, list[str]]:
-        assert args == ["build", "--selector", "gold"]
+        assert args == ["build", "--selector", "gold", "--full-refresh"]
         assert database == layout.warehouse / "lakehouse.duckdb"
         target.mkdir(parents=True, exist_ok=True)
         results = _run_results(("test.appmetrica_lakehouse.not_null_dim_devices_first_seen_date.1", "fail"))

@@ -8,20 +8,24 @@ a staging folder and swapped into place only when the whole day succeeded.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
+import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingest.appmetrica.resources import RESOURCES, Resource
 from lakehouse.fsutil import staged_dir, write_json
@@ -29,6 +33,8 @@ from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
+from transforms.silver.dedup import Deduplicator
+from transforms.silver.fast_reader import NotClean, iter_clean_batches
 from transforms.silver.quarantine import QuarantineWriter, quarantine_max_rate
 from transforms.silver.schemas import (
     ENUM_VALUES,
@@ -39,7 +45,6 @@ from transforms.silver.schemas import (
     REQUIRED_FIELDS,
     SILVER_TABLES,
     TECHNICAL_DATA,
-    TMP_EVENT_PROPERTIES,
     TMP_USER_PROPERTIES,
 )
 from transforms.silver.writer import PartitionWriter, WriterLimits
@@ -115,18 +120,56 @@ class ResourceStats:
 
 @dataclass
 class Batch:
-    """Good, typed rows of one resource (bronze order), with their row hash and parsed JSON."""
+    """Good, typed, first-seen rows of one resource (bronze order), with their flattened JSON leaves.
+
+    ``leaves`` has ``row`` (index into ``table``), ``path``, ``value_text``, ``value_type``.
+    """
 
     table: pa.Table
-    parsed: dict[str, list[dict[str, Any] | None]]
+    leaves: pa.Table | None
 
 
-def _row_hash(values: list[str]) -> str:
-    joined = "\x1f".join(values).encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(joined, digest_size=16).hexdigest()
+_HASH_SQL = "select md5(concat_ws(chr(31), {columns})) as row_hash from raw"
+_HEX = np.zeros(256, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 
 
-def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> list[Path]:
+_HASH_CONNECTION = threading.local()
+
+
+def _hash_connection() -> Any:
+    """One in-memory DuckDB connection per thread for hashing (opening one per batch costs more)."""
+    import duckdb
+
+    con = getattr(_HASH_CONNECTION, "con", None)
+    if con is None:
+        con = _HASH_CONNECTION.con = duckdb.connect()
+    return con
+
+
+def _row_hashes(raw: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The 128-bit MD5 of each row's exported values joined by U+001F: hex text and two uint64 halves."""
+    columns = ", ".join('"' + c.replace('"', '""') + '"' for c in raw.column_names)
+    con = _hash_connection()
+    con.register("raw", raw)
+    try:
+        out = con.sql(_HASH_SQL.format(columns=columns)).to_arrow_table()
+    finally:
+        con.unregister("raw")
+    hashes = out.column("row_hash").combine_chunks().cast(pa.string())
+    # every digest is 32 hex digits: read the text buffer as an (n, 32) matrix, turn digit pairs
+    # into the 16 digest bytes and read those as two big-endian uint64
+    _, offsets, data = hashes.buffers()
+    start = int(np.frombuffer(offsets, dtype=np.int32)[hashes.offset])
+    nibbles = _HEX[np.frombuffer(data, dtype=np.uint8, count=32 * len(hashes), offset=start).reshape(-1, 16, 2)]
+    digest = np.ascontiguousarray((nibbles[:, :, 0] << 4) | nibbles[:, :, 1])
+    halves = digest.view(">u8").astype(np.uint64)
+    hi, lo = halves[:, 0], halves[:, 1]
+    return hashes, hi, lo
+
+
+def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> tuple[list[Path], int]:
+    """The day's bronze files of ``resource`` and the row count its manifest states (0 if none)."""
     folder = layout.bronze(resource, day)
     manifest_path = folder / MANIFEST
     if not manifest_path.exists():
@@ -136,11 +179,85 @@ def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> list[Path]:
     missing = [str(p) for p in parts if not p.exists()]
     if missing:
         raise SilverError(f"bronze manifest {manifest_path} lists files that are missing: {missing}")
-    return parts
+    rows = manifest.get("rows")
+    return parts, rows if isinstance(rows, int) and rows > 0 else 0
+
+
+@dataclass
+class _RawBatch:
+    """Text values of consecutive good-structured records of one file (resource field order)."""
+
+    columns: pa.Table  # one string column per resource field, empty fields as ""
+    positions: np.ndarray  # record numbers (int64)
+
+
+def _check_field_lengths(batch: pa.RecordBatch, limit: int) -> None:
+    """Raise ``NotClean`` when some field of ``batch`` has more than ``limit`` characters.
+
+    Its rows then go to the record reader, which quarantines the long field's row as
+    ``field_too_long`` exactly as it would have without the fast reader.
+    """
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        longest = pc.max(pc.binary_length(column)).as_py() or 0  # bytes >= characters: cheap first check
+        if longest > limit and (pc.max(pc.utf8_length(column)).as_py() or 0) > limit:
+            raise NotClean(f"{name} has a field over the {limit}-character limit")
+
+
+def _raw_batches(
+    resource: Resource, path: Path, header: list[str], rel: str, quarantine: QuarantineWriter, stats: ResourceStats
+) -> Iterator[_RawBatch]:
+    """The file's records in file order: the fast reader while the file is clean, then the record reader."""
+    index = [header.index(f) for f in resource.fields]
+    limit = max_field_chars()
+    delivered = 0
+    if ".json" not in path.suffixes:
+        try:
+            for batch in iter_clean_batches(path, header):
+                _check_field_lengths(batch, limit)  # before anything of the batch is used
+                n = batch.num_rows
+                stats.rows_read += n
+                columns = pa.Table.from_arrays([batch.column(i) for i in index], names=list(resource.fields))
+                yield _RawBatch(columns, np.arange(delivered + 1, delivered + n + 1, dtype=np.int64))
+                delivered += n
+            return
+        except (NotClean, pa.ArrowException) as exc:
+            log.info("%s: reading record by record after record %d (%s)", rel, delivered, str(exc).split("\n")[0])
+
+    rows: list[list[str]] = []
+    positions: list[int] = []
+    bad: list[BadRecord] = []
+
+    def flush() -> _RawBatch:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in resource.fields]
+        table = pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], names=list(resource.fields))
+        return _RawBatch(table, np.asarray(positions, dtype=np.int64))
+
+    for rec in iter_records(path, header, limit):
+        if rec.row <= delivered:
+            continue
+        stats.rows_read += 1
+        if isinstance(rec, BadRecord):
+            bad.append(rec)
+            continue
+        rows.append([rec.values[i] for i in index])
+        positions.append(rec.row)
+        if len(rows) >= BATCH_ROWS:
+            yield flush()
+            rows, positions = [], []
+    quarantine.add(rel, [b.row for b in bad], [b.reason for b in bad], [b.detail for b in bad], [b.raw for b in bad])
+    for b in bad:
+        stats.quarantined[b.reason] += 1
+    if rows:
+        yield flush()
 
 
 def _read_batches(
-    resource: Resource, parts: list[Path], layout: Layout, quarantine: QuarantineWriter, stats: ResourceStats
+    resource: Resource,
+    parts: list[Path],
+    layout: Layout,
+    quarantine: QuarantineWriter,
+    stats: ResourceStats,
+    dedup: Deduplicator,
 ) -> Iterator[Batch]:
     required = REQUIRED_FIELDS[resource.name]
     types = {f: FIELD_TYPES.get(f, pa.string()) for f in resource.fields}
@@ -155,107 +272,97 @@ def _read_batches(
         if extra:
             log.warning("%s: columns not in the %s contract kept in bronze only: %s", rel, resource.name, extra)
             stats.extra_columns = sorted(set(stats.extra_columns) | set(extra))
-        index = [header.index(f) for f in resource.fields]
+        for raw in _raw_batches(resource, path, header, rel, quarantine, stats):
+            batch = _type_batch(resource, rel, raw, types, required, json_fields, quarantine, stats, dedup)
+            if batch is not None:
+                yield batch
 
-        rows: list[list[str]] = []
-        positions: list[int] = []
-        bad_rows: list[int] = []
-        bad_reasons: list[str] = []
-        bad_details: list[str] = []
-        bad_raw: list[str] = []
-        for rec in iter_records(path, header, max_field_chars()):
-            stats.rows_read += 1
-            if isinstance(rec, BadRecord):
-                bad_rows.append(rec.row)
-                bad_reasons.append(rec.reason)
-                bad_details.append(rec.detail)
-                bad_raw.append(rec.raw)
-                continue
-            rows.append([rec.values[i] for i in index])
-            positions.append(rec.row)
-            if len(rows) >= BATCH_ROWS:
-                yield from _type_batch(resource, rel, rows, positions, types, required, json_fields, quarantine, stats)
-                rows, positions = [], []
-        quarantine.add(rel, bad_rows, bad_reasons, bad_details, bad_raw)
-        for reason in bad_reasons:
-            stats.quarantined[reason] += 1
-        if rows:
-            yield from _type_batch(resource, rel, rows, positions, types, required, json_fields, quarantine, stats)
+
+_WORKER: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _json_worker() -> concurrent.futures.ThreadPoolExecutor:
+    if not _WORKER:
+        _WORKER.append(concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-json"))
+    return _WORKER[0]
 
 
 def _type_batch(
     resource: Resource,
     rel: str,
-    rows: list[list[str]],
-    positions: list[int],
+    raw: _RawBatch,
     types: dict[str, pa.DataType],
     required: tuple[str, ...],
     json_fields: list[str],
     quarantine: QuarantineWriter,
     stats: ResourceStats,
-) -> Iterator[Batch]:
-    columns = list(zip(*rows, strict=True))
-    raw = {f: blank_to_null(pa.array(columns[i], pa.string())) for i, f in enumerate(resource.fields)}
-    result = cast_table(raw, types, required, ENUM_VALUES)
-    reasons = result.reason.to_pylist()
-    details = result.detail.to_pylist()
+    dedup: Deduplicator,
+) -> Batch | None:
+    n = raw.columns.num_rows
+    if not n:
+        return None
+    # JSON is decoded in Python (holding the GIL) on a worker thread while pyarrow types the
+    # columns and DuckDB hashes the rows here (both release the GIL): the two cores work together.
+    everything = np.ones(n, dtype=bool)
+    flattening = {f: _json_worker().submit(properties.flatten_texts, raw.columns.column(f), everything)
+                  for f in json_fields}  # fmt: skip
+    hashes, hi, lo = _row_hashes(raw.columns)
+    result = cast_table({f: blank_to_null(raw.columns.column(f).combine_chunks()) for f in resource.fields},
+                        types, required, ENUM_VALUES)  # fmt: skip
+    good = np.asarray(pc.is_null(result.reason).to_numpy(zero_copy_only=False), dtype=bool)
 
-    parsed: dict[str, list[dict[str, Any] | None]] = {}
-    for f in json_fields:
-        values = columns[resource.fields.index(f)]
-        out: list[dict[str, Any] | None] = []
-        for i, text in enumerate(values):
-            if not text or reasons[i] is not None:
-                out.append(None)
-                continue
-            try:
-                out.append(properties.parse_object(text))
-            except ValueError as exc:
-                reasons[i] = "invalid_json"
-                details[i] = f"{f}: {exc}"
-                out.append(None)
-        parsed[f] = out
+    leaves: pa.Table | None = None
+    json_bad: dict[int, str] = {}
+    for f, future in flattening.items():
+        bad, leaves = future.result()
+        for i, message in bad.items():
+            if good[i]:  # a row already bad keeps its first reason
+                json_bad[i] = f"{f}: {message}"
+        good[list(json_bad)] = False
 
-    good = [r is None for r in reasons]
-    bad_idx = [i for i, ok in enumerate(good) if not ok]
-    if bad_idx:
+    bad_idx = np.flatnonzero(~good)
+    if len(bad_idx):
+        bad_rows = raw.columns.take(pa.array(bad_idx, pa.int64())).to_pylist()
+        reasons = result.reason.take(pa.array(bad_idx, pa.int64())).to_pylist()
+        details = result.detail.take(pa.array(bad_idx, pa.int64())).to_pylist()
+        for k, i in enumerate(bad_idx.tolist()):
+            if i in json_bad:
+                reasons[k], details[k] = "invalid_json", json_bad[i]
         quarantine.add(
             rel,
-            [positions[i] for i in bad_idx],
-            [reasons[i] for i in bad_idx],
-            [details[i] for i in bad_idx],
-            [raw_text(rows[i]) for i in bad_idx],
+            raw.positions[bad_idx].tolist(),
+            reasons,
+            details,
+            [raw_text([r[f] for f in resource.fields]) for r in bad_rows],
         )
-        for i in bad_idx:
-            stats.quarantined[reasons[i]] += 1
-            if reasons[i] in TYPE_REASONS:
-                stats.type_mismatches[details[i].split("=", 1)[0]] += 1
+        for reason, detail in zip(reasons, details, strict=True):
+            stats.quarantined[reason] += 1
+            if reason in TYPE_REASONS:
+                stats.type_mismatches[detail.split("=", 1)[0]] += 1
 
-    mask = pa.array(good)
-    table = pa.table(result.columns).filter(mask)
-    good_idx = [i for i, ok in enumerate(good) if ok]
-    table = table.append_column("row_hash", pa.array([_row_hash(rows[i]) for i in good_idx], pa.string()))
-    table = table.append_column("bronze_file", pa.array([rel] * len(good_idx), pa.string()))
-    table = table.append_column("bronze_row", pa.array([positions[i] for i in good_idx], pa.int64()))
-    yield Batch(table, {f: [v[i] for i in good_idx] for f, v in parsed.items()})
+    good_idx = np.flatnonzero(good)
+    if not len(good_idx):
+        return None
+    first = dedup.first_seen(hi[good_idx], lo[good_idx])
+    stats.duplicates += int(len(first) - first.sum())
+    stats.rows_good += int(first.sum())
+    keep_idx = good_idx[first]
+    table = pa.Table.from_pydict({f: result.columns[f] for f in resource.fields})
+    if len(keep_idx) == n:  # the usual case: every row good and new
+        table = table.append_column("row_hash", hashes)
+    else:
+        keep = pa.array(keep_idx, pa.int64())
+        table = table.take(keep).append_column("row_hash", hashes.take(keep))
+    table = table.append_column("bronze_file", pa.array(np.full(len(keep_idx), rel, dtype=object), pa.string()))
+    table = table.append_column("bronze_row", pa.array(raw.positions[keep_idx], pa.int64()))
 
-
-def _dedup(batch: Batch, seen: set[str], stats: ResourceStats) -> Batch:
-    hashes = batch.table.column("row_hash").to_pylist()
-    keep = []
-    for h in hashes:
-        first = h not in seen
-        keep.append(first)
-        if first:
-            seen.add(h)
-    stats.duplicates += keep.count(False)
-    stats.rows_good += keep.count(True)
-    if all(keep):
-        return batch
-    return Batch(
-        batch.table.filter(pa.array(keep)),
-        {f: [v for v, k in zip(vals, keep, strict=True) if k] for f, vals in batch.parsed.items()},
-    )
+    if leaves is not None:
+        # renumber the leaves' rows to the kept rows (dropped rows lose their leaves)
+        new_index = np.full(n, -1, dtype=np.int64)
+        new_index[keep_idx] = np.arange(len(keep_idx), dtype=np.int64)
+        mapped = new_index[np.asarray(leaves.column("row"), dtype=np.int64)]
+        leaves = leaves.set_column(0, "row", pa.array(mapped, pa.int64())).filter(pa.array(mapped >= 0))
+    return Batch(table, leaves)
 
 
 def _observations(resource: str, table: pa.Table) -> pa.Table:
@@ -278,103 +385,126 @@ def _observations(resource: str, table: pa.Table) -> pa.Table:
     for name in SESSION_ATTRS:
         typ = TECHNICAL_DATA.schema.field(name).type
         cols[name] = table.column(name) if name in table.column_names else pa.nulls(n, typ)
-    return pa.table(cols)
+    return pa.Table.from_pydict(cols)
 
 
-def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in keys])
-    return table.take(order)
+_KEY = "struct_pack(s := seen_at, r := source_rank, f := bronze_file, n := bronze_row)"
 
+_MOBILE_DEVICES_SQL = f"""
+select appmetrica_device_id,
+    {", ".join(f"arg_max({a}, {_KEY}) filter (where {a} is not null) as {a}" for a in DEVICE_ATTRS)},
+    min(seen_at) as first_seen_at,
+    max(seen_at) as last_seen_at,
+    count(seen_at) as observations,
+    arg_max(bronze_file, {_KEY}) as bronze_file,
+    arg_max(bronze_row, {_KEY}) as bronze_row
+from obs
+group by appmetrica_device_id
+order by appmetrica_device_id
+"""  # noqa: S608 - names from code
 
-def _mobile_devices(obs: pa.Table, day: dt.date) -> pa.Table:
-    # Latest known (non-null) value of each attribute over the day, across all resources.
-    ordered = _sorted(obs, ["appmetrica_device_id", "seen_at", "source_rank", "bronze_file", "bronze_row"])
-    agg = ordered.group_by("appmetrica_device_id", use_threads=False).aggregate(
-        [(a, "last") for a in DEVICE_ATTRS]
-        + [("seen_at", "min"), ("seen_at", "max"), ("seen_at", "count")]
-        + [("bronze_file", "last"), ("bronze_row", "last")]
-    )
-    renames = {f"{a}_last": a for a in (*DEVICE_ATTRS, "bronze_file", "bronze_row")} | {
-        "seen_at_min": "first_seen_at",
-        "seen_at_max": "last_seen_at",
-        "seen_at_count": "observations",
-    }
-    agg = agg.rename_columns([renames.get(c, c) for c in agg.column_names])
-    agg = agg.append_column("export_date", pa.array([day] * agg.num_rows, pa.date32()))
-    return _sorted(agg, ["appmetrica_device_id"])
+# A session-start row describes the session best; otherwise the session's first event does.
+_TECHNICAL_DATA_SQL = f"""
+with sessions as (
+    select *, case when source_rank = 1 then 0 else 1 end as preference
+    from obs
+    where session_id is not null and source_rank < 2
+),
+firsts as (
+    select appmetrica_device_id, installation_id, session_id,
+        arg_min(
+            struct_pack(seen_at, source_rank, {", ".join(SESSION_ATTRS)}, bronze_file, bronze_row),
+            struct_pack(p := preference, s := seen_at, f := bronze_file, n := bronze_row)
+        ) as v
+    from sessions
+    group by appmetrica_device_id, installation_id, session_id
+)
+select appmetrica_device_id, installation_id, session_id,
+    v.seen_at as session_started_at,
+    {", ".join(f"v.{a} as {a}" for a in SESSION_ATTRS)},
+    case when v.source_rank = 1 then 'sessions_starts' else 'events' end as source,
+    v.bronze_file as bronze_file,
+    v.bronze_row as bronze_row
+from firsts
+order by appmetrica_device_id, installation_id nulls last, session_id
+"""  # noqa: S608 - names from code
 
-
-def _technical_data(obs: pa.Table, day: dt.date) -> pa.Table:
-    sessions = obs.filter(pc.and_(pc.is_valid(obs.column("session_id")), pc.less(obs.column("source_rank"), 2)))
-    # A session-start row describes the session best; otherwise the session's first event does.
-    preference = pc.if_else(pc.equal(sessions.column("source_rank"), 1), 0, 1)
-    sessions = sessions.append_column("preference", preference)
-    key = ["appmetrica_device_id", "installation_id", "session_id"]
-    ordered = _sorted(sessions, [*key, "preference", "seen_at", "bronze_file", "bronze_row"])
-    first = pc.ScalarAggregateOptions(skip_nulls=False)
-    agg = ordered.group_by(key, use_threads=False).aggregate(
-        [("seen_at", "first", first), ("source_rank", "first", first)]
-        + [(a, "first", first) for a in (*SESSION_ATTRS, "bronze_file", "bronze_row")]
-    )
-    renames = {f"{a}_first": a for a in (*SESSION_ATTRS, "bronze_file", "bronze_row")}
-    renames["seen_at_first"] = "session_started_at"
-    agg = agg.rename_columns([renames.get(c, c) for c in agg.column_names])
-    source = pc.if_else(pc.equal(agg.column("source_rank_first"), 1), "sessions_starts", "events")
-    agg = agg.drop_columns(["source_rank_first"]).append_column("source", source)
-    agg = agg.append_column("export_date", pa.array([day] * agg.num_rows, pa.date32()))
-    return _sorted(agg, key)
-
-
-def _user_locations(obs: pa.Table, day: dt.date) -> pa.Table:
-    located = obs.filter(
-        pc.and_(
-            pc.less(obs.column("source_rank"), 2),
-            pc.or_(pc.is_valid(obs.column("country_iso_code")), pc.is_valid(obs.column("city"))),
-        )
-    )
-    key = ["appmetrica_device_id", "country_iso_code", "city"]
-    located = _sorted(located, [*key, "seen_at", "source_rank", "bronze_file", "bronze_row"])
-    agg = located.group_by(key, use_threads=False).aggregate(
-        [
-            ("seen_at", "min"),
-            ("seen_at", "max"),
-            ("seen_at", "count"),
-            ("bronze_file", "first"),
-            ("bronze_row", "first"),
-        ]
-    )
-    renames = {"seen_at_min": "first_seen_at", "seen_at_max": "last_seen_at", "seen_at_count": "observations",
-               "bronze_file_first": "bronze_file", "bronze_row_first": "bronze_row"}  # fmt: skip
-    agg = agg.rename_columns([renames.get(c, c) for c in agg.column_names])
-    agg = agg.append_column("export_date", pa.array([day] * agg.num_rows, pa.date32()))
-    return _sorted(agg, key)
-
-
-def _flattened(
-    parsed: list[dict[str, Any] | None], source: pa.Table, carry: tuple[str, ...], path_column: str, schema: pa.Schema
-) -> pa.Table:
-    """One row per leaf of each parsed JSON object, carrying ``carry`` columns of its ``source`` row."""
-    carried = {c: source.column(c).to_pylist() for c in carry}
-    out: dict[str, list[Any]] = {k: [] for k in (*carry, path_column, "value_text", "value_type")}
-    for i, obj in enumerate(parsed):
-        if not obj:
-            continue
-        for path, text, kind in properties.flatten(obj):
-            for c in carry:
-                out[c].append(carried[c][i])
-            out[path_column].append(path)
-            out["value_text"].append(text)
-            out["value_type"].append(kind)
-    return pa.table({k: pa.array(v, schema.field(k).type) for k, v in out.items()})
-
-
-def _event_properties(table: pa.Table, parsed: list[dict[str, Any] | None]) -> pa.Table:
-    carry = ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row")
-    return _flattened(parsed, table, carry, "property_path", TMP_EVENT_PROPERTIES.schema)
+_USER_LOCATIONS_SQL = f"""
+select appmetrica_device_id, country_iso_code, city,
+    min(seen_at) as first_seen_at,
+    max(seen_at) as last_seen_at,
+    count(seen_at) as observations,
+    arg_min(bronze_file, {_KEY}) as bronze_file,
+    arg_min(bronze_row, {_KEY}) as bronze_row
+from obs
+where source_rank < 2 and (country_iso_code is not null or city is not null)
+group by appmetrica_device_id, country_iso_code, city
+order by appmetrica_device_id, country_iso_code nulls last, city nulls last
+"""  # noqa: S608 - names from code
 
 
 def _with_export_date(table: pa.Table, day: dt.date) -> pa.Table:
     return table.append_column("export_date", pa.array([day] * table.num_rows, pa.date32()))
+
+
+class _Observations:
+    """Device-level rows of every resource, spilled to a Parquet file and aggregated by DuckDB at the end.
+
+    The day's devices, sessions and locations are aggregates over all rows of the day. The rows go
+    to disk as they come (a few narrow columns, lz4); DuckDB aggregates the file within its memory
+    limit, spilling to ``workdir`` beyond it, so memory does not grow with the number of rows.
+    """
+
+    MEMORY_LIMIT = "384MB"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.path = workdir / "observations.parquet"
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
+        self._writer.write_table(table, row_group_size=1 << 20)
+
+    def aggregate(self, sqls: list[tuple[str, PartitionWriter]], day: dt.date) -> None:
+        """Run each query over the observations and write its rows (plus ``export_date``) in order."""
+        import duckdb
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, _observations("events", _empty_events()).schema)
+        self._writer.close()
+        con = duckdb.connect()
+        try:
+            con.execute(f"set memory_limit = '{self.MEMORY_LIMIT}'")
+            # one thread: a second one doubles the partial aggregate states, and with tens of millions of
+            # sessions those states (not spillable) ran out of the limit on a 50M-row day
+            con.execute("set threads = 1")
+            con.execute("set preserve_insertion_order = false")
+            con.execute("set temp_directory = ?", [str(self.workdir / "spill")])
+            path = str(self.path).replace("'", "''")
+            con.execute(f"create view obs as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
+            for sql, writer in sqls:
+                for batch in con.sql(sql).to_arrow_reader(writer.limits.row_group_rows):
+                    writer.write(_with_export_date(pa.Table.from_batches([batch]), day))
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _event_properties(table: pa.Table, leaves: pa.Table) -> pa.Table:
+    """One row per leaf of each event's ``event_json``, carrying the event's columns."""
+    carry = ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row")
+    rows = leaves.column("row")
+    out = {c: table.column(c).take(rows) for c in carry}
+    out |= {"property_path": leaves.column("path"), "value_text": leaves.column("value_text"),
+            "value_type": leaves.column("value_type")}  # fmt: skip
+    return pa.Table.from_pydict(out)
 
 
 def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimits | None = None) -> dict[str, Any]:
@@ -430,39 +560,50 @@ def _write_tables(
     day: dt.date,
     layout: Layout,
     limits: WriterLimits,
-    parts: dict[str, list[Path]],
+    parts: dict[str, tuple[list[Path], int]],
     stats: dict[str, ResourceStats],
     folders: dict[str, Path],
     quarantines: dict[str, QuarantineWriter],
 ) -> dict[str, dict[str, Any]]:
     """Read every resource of the day and write the seven tables into ``folders``."""
     writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
-    observations: list[pa.Table] = []
     profiles: list[Batch] = []
-
-    for name in SILVER_RESOURCES:
-        resource = RESOURCES[name]
-        seen: set[str] = set()
-        for batch in _read_batches(resource, parts[name], layout, quarantines[name], stats[name]):
-            batch = _dedup(batch, seen, stats[name])
-            table = batch.table
-            if name == "profiles_v2":
-                profiles.append(batch)
-                continue
-            observations.append(_observations(name, table))
-            if name == "events":
-                table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
-                table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
-                table = _with_export_date(table, day)
-                writers["events_part"].write(table)
-                writers["tmp_event_properties"].write(
-                    _with_export_date(_event_properties(table, batch.parsed["event_json"]), day)
-                )
-
-    obs = pa.concat_tables(observations) if observations else _observations("events", _empty_events())
-    writers["mobile_devices"].write(_mobile_devices(obs, day))
-    writers["technical_data"].write(_technical_data(obs, day))
-    writers["user_locations"].write(_user_locations(obs, day))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".tmp-silver-work-", dir=layout.root) as tmp:
+        workdir = Path(tmp)
+        observations = _Observations(workdir)
+        try:
+            for name in SILVER_RESOURCES:
+                resource = RESOURCES[name]
+                files, expected_rows = parts[name]
+                dedup_dir = workdir / name
+                dedup_dir.mkdir()
+                dedup = Deduplicator(dedup_dir, expected_rows)
+                for batch in _read_batches(resource, files, layout, quarantines[name], stats[name], dedup):
+                    table = batch.table
+                    if name == "profiles_v2":
+                        profiles.append(batch)
+                        continue
+                    observations.add(_observations(name, table))
+                    if name == "events":
+                        table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
+                        table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
+                        table = _with_export_date(table, day)
+                        writers["events_part"].write(table)
+                        if batch.leaves is not None and batch.leaves.num_rows:
+                            props = _event_properties(table, batch.leaves)
+                            writers["tmp_event_properties"].write(_with_export_date(props, day))
+                    del table, batch
+            observations.aggregate(
+                [
+                    (_MOBILE_DEVICES_SQL, writers["mobile_devices"]),
+                    (_TECHNICAL_DATA_SQL, writers["technical_data"]),
+                    (_USER_LOCATIONS_SQL, writers["user_locations"]),
+                ],
+                day,
+            )
+        finally:
+            observations.close()
     perm, attrs = _profiles(profiles, day, stats["profiles_v2"])
     writers["permanent_user_properties"].write(perm)
     writers["tmp_user_properties"].write(attrs)
@@ -516,7 +657,7 @@ def _write_drift_record(layout: Layout, day: dt.date, stats: dict[str, ResourceS
 
 def _empty_events() -> pa.Table:
     schema = EVENTS_PART.schema
-    return pa.table({f.name: pa.array([], f.type) for f in schema})
+    return pa.Table.from_pydict({f.name: pa.array([], f.type) for f in schema})
 
 
 def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple[pa.Table, pa.Table]:
@@ -524,11 +665,17 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     schema = PERMANENT_USER_PROPERTIES.schema
     if not batches:
         return (
-            pa.table({f.name: pa.array([], f.type) for f in schema}),
-            pa.table({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema}),
+            pa.Table.from_pydict({f.name: pa.array([], f.type) for f in schema}),
+            pa.Table.from_pydict({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema}),
         )
     table = pa.concat_tables([b.table for b in batches])
-    parsed = [obj for b in batches for obj in b.parsed["custom_attributes"]]
+    offsets = np.cumsum([0] + [b.table.num_rows for b in batches])
+    leaf_tables = [
+        b.leaves.set_column(0, "row", pc.add(b.leaves.column("row"), pa.scalar(int(off), pa.int64())))
+        for b, off in zip(batches, offsets, strict=False)
+        if b.leaves is not None
+    ]
+    leaves = pa.concat_tables(leaf_tables) if leaf_tables else None
     ids = table.column("profile_id").to_pylist()
     last: dict[str, int] = {pid: i for i, pid in enumerate(ids)}
     conflicts = len(ids) - len(last)
@@ -541,9 +688,24 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
     table = table.rename_columns([PROFILE_RENAMES.get(c, c) for c in table.column_names])
     table = _with_export_date(table, day)
 
-    kept = [parsed[i] for i in keep]
-    attrs = _flattened(
-        kept, table, ("profile_id", "bronze_file", "bronze_row"), "attribute_name", TMP_USER_PROPERTIES.schema
-    )
+    out = {f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema if f.name != "export_date"}
+    attrs = pa.Table.from_pydict(out)
+    if leaves is not None and leaves.num_rows:
+        new_index = np.full(len(ids), -1, dtype=np.int64)
+        new_index[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
+        mapped = new_index[np.asarray(leaves.column("row"), dtype=np.int64)]
+        leaves = leaves.set_column(0, "row", pa.array(mapped, pa.int64())).filter(pa.array(mapped >= 0))
+        leaves = leaves.take(pc.sort_indices(leaves, [("row", "ascending")]))  # stable: leaf order kept
+        rows = leaves.column("row")
+        attrs = pa.Table.from_pydict(
+            {
+                "profile_id": table.column("profile_id").take(rows),
+                "attribute_name": leaves.column("path"),
+                "value_text": leaves.column("value_text"),
+                "value_type": leaves.column("value_type"),
+                "bronze_file": table.column("bronze_file").take(rows),
+                "bronze_row": table.column("bronze_row").take(rows),
+            }
+        )
     attrs = _with_export_date(attrs, day)
     return table, attrs

@@ -1,5 +1,11 @@
 with
 
+daily_activity as (
+
+    select * from {{ ref('int_device_daily_activity') }}
+
+),
+
 events as (
 
     select * from {{ ref('stg_appmetrica__events') }}
@@ -9,10 +15,12 @@ events as (
 bounds as (
 
     select
-        min(event_date) as first_day,
-        max(export_date) as last_day
-
-    from events
+        (select min(event_date) from daily_activity) as first_day,
+        {% if var('gold_last_export_date', none) is not none -%}
+        date '{{ var('gold_last_export_date') }}' as last_day
+        {%- else -%}
+        (select max(export_date) from events) as last_day
+        {%- endif %}
 
 ),
 

@@ -1,8 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{% if is_incremental() and var('gold_event_dates', none) is not none %}delete from {{ this }} where event_date in {{ gold_date_list('gold_event_dates') }}{% endif %}"
+    )
+}}
+
 with
 
 events as (
 
     select * from {{ ref('stg_appmetrica__events') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where event_date in {{ gold_date_list('gold_event_dates') }}
+    {% endif %}
 
 ),
 

@@ -1,20 +1,50 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() and var('gold_event_dates', none) is not none %}delete from {{ this }} where feature_date in {{ gold_date_list('gold_feature_dates') }}{% endif %}"
+    )
+}}
+
+{%- set feature_dates = gold_date_list('gold_feature_dates') -%}
+
 with
 
+-- an incremental build recomputes only gold_feature_dates, reading the 28 days before each
 daily_activity as (
 
     select * from {{ ref('int_device_daily_activity') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where event_date between (select min(d) - 27 from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+        and (select max(d) from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+    {% endif %}
 
 ),
 
 device_sessions as (
 
     select * from {{ ref('int_device_sessions_daily') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where event_date between (select min(d) - 6 from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+        and (select max(d) from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+    {% endif %}
 
 ),
 
 calendar_days as (
 
     select * from {{ ref('int_calendar_days') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where date_day in {{ feature_dates }}
+    {% endif %}
+
+),
+
+-- the first event of all history (not only of the window read above)
+all_daily_activity as (
+
+    select * from {{ ref('int_device_daily_activity') }}
 
 ),
 
@@ -86,7 +116,7 @@ first_seen as (
         appmetrica_device_id,
         min(event_date) as first_seen_date
 
-    from daily_activity
+    from all_daily_activity
     group by appmetrica_device_id
 
 ),

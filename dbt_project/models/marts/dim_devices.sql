@@ -1,8 +1,8 @@
 with
 
-events as (
+daily_activity as (
 
-    select * from {{ ref('stg_appmetrica__events') }}
+    select * from {{ ref('int_device_daily_activity') }}
 
 ),
 
@@ -13,41 +13,30 @@ seen_dates as (
         min(event_date) as first_seen_date,
         max(event_date) as last_seen_date
 
-    from events
+    from daily_activity
     group by appmetrica_device_id
 
 ),
 
-ranked_events as (
-
-    select
-        appmetrica_device_id,
-        event_id,
-        event_at,
-        os_name,
-        os_version,
-        device_model,
-        app_version_name,
-        country_iso_code,
-        device_type,
-        -- the latest event wins; equal event_at: the one received last (unknown receive time
-        -- ranks below any known one); still equal: the smallest event_id
-        row_number() over (
-            partition by appmetrica_device_id
-            order by
-                event_at desc,
-                event_receive_timestamp desc nulls last,
-                event_id asc
-        ) as recency_rank
-
-    from events
-
-),
-
+-- the latest event of all history is the latest event of the device's last day (event_date is
+-- the date of event_at), which int_device_daily_activity already picked with the tie-break
 latest_events as (
 
-    select * from ranked_events
-    where recency_rank = 1
+    select
+        daily_activity.appmetrica_device_id,
+        daily_activity.last_event_at as event_at,
+        daily_activity.latest_event_id as event_id,
+        daily_activity.latest_os_name as os_name,
+        daily_activity.latest_os_version as os_version,
+        daily_activity.latest_device_model as device_model,
+        daily_activity.latest_app_version_name as app_version_name,
+        daily_activity.latest_country_iso_code as country_iso_code,
+        daily_activity.latest_device_type as device_type
+
+    from daily_activity
+    inner join seen_dates
+        on daily_activity.appmetrica_device_id = seen_dates.appmetrica_device_id
+        and daily_activity.event_date = seen_dates.last_seen_date
 
 ),
 
