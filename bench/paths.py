@@ -7,6 +7,8 @@ deduplicated, quarantine decided).
 ``python -m bench.paths pandas CSV OUT``: pandas ``read_csv`` of the whole file -> ``to_parquet`` (defaults).
 
 ``python -m bench.paths gold DATA_DIR DAY|full``: ``build_gold`` as the daily run calls it.
+``python -m bench.paths lookup GOLD N http|store``: N timed feature lookups over a gold folder
+(:func:`lakehouse.features.lookup_latency`, the endpoint's own code).
 
 Each prints one JSON line with the rows it read.
 """
@@ -53,6 +55,12 @@ def gold(data_dir: str, day: str) -> dict:
     }
 
 
+def lookup(gold_dir: str, lookups: str, through: str) -> dict:
+    from lakehouse.features import lookup_latency
+
+    return lookup_latency(int(lookups), source=gold_dir, through=through)
+
+
 def duckdb_copy(csv: str, out: str) -> dict:
     import duckdb
 
@@ -76,7 +84,7 @@ def pandas_copy(csv: str, out: str) -> dict:
 
 def main(argv: list[str]) -> int:
     kind, *args = argv
-    paths = {"silver": silver, "gold": gold, "duckdb": duckdb_copy, "pandas": pandas_copy}
+    paths = {"silver": silver, "gold": gold, "duckdb": duckdb_copy, "pandas": pandas_copy, "lookup": lookup}
     print(json.dumps(paths[kind](*args)))
     return 0
 

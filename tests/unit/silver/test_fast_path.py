@@ -133,6 +133,32 @@ def test_a_dirty_file_keeps_its_clean_prefix_and_the_record_reader_decides_the_r
     assert part.column("appmetrica_device_id").to_pylist() == list(range(1, 80))
 
 
+def test_a_clean_file_with_a_long_field_and_an_unknown_enum_quarantines_as_the_record_reader_does(
+    layout, write_bronze, empty_bronze, monkeypatch
+) -> None:
+    """Clean CSV goes through the fast reader; the field-length limit and the enum sets still decide."""
+    monkeypatch.setattr(fast_reader, "BLOCK_BYTES", 2048)  # the long field's batch is not the first
+    monkeypatch.setenv("LAKEHOUSE_SILVER_MAX_FIELD_CHARS", "500")
+    monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "1")
+    empty_bronze()
+    rows = [row("events", event_name="e", event_datetime="2026-11-01 10:00:00", appmetrica_device_id=str(i),
+                os_name="android") for i in range(1, 60)]  # fmt: skip
+    rows[29]["event_json"] = json.dumps({"log": "ж" * 501}, ensure_ascii=False)  # 501 characters > 500, row 30
+    rows[39]["event_json"] = json.dumps({"log": "ж" * 480}, ensure_ascii=False)  # over 500 bytes, not characters
+    rows[49]["os_name"] = "symbian"  # row 50
+    write_bronze("events", rows)
+    summary = build_silver(DAY, layout)
+    events = summary["resources"]["events"]
+    assert events["rows_read"] == 59 and events["rows_good"] == 57
+    quarantine = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet"))).to_pylist()
+    assert sorted((q["bronze_row"], q["reason"]) for q in quarantine) == [
+        (30, "field_too_long"),
+        (50, "unknown_enum_value"),
+    ]
+    part = pq.read_table(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    assert sorted(part.column("bronze_row").to_pylist()) == [i for i in range(1, 60) if i not in (30, 50)]
+
+
 TEXTS = [
     json.dumps({"screen": {"name": 'Главная, "home"\nline', "params": {"tab": 2}}, "price": 9.5}, ensure_ascii=False),
     '{"ok": true, "no": false, "none": null, "empty": {}, "tags": ["a", {"z": 1, "b": 2.50}], "f": 1e-5}',
