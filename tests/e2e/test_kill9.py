@@ -233,6 +233,8 @@ def snapshot(lake: Lake, s3: Any) -> dict[str, dict[str, Any]]:
             doc = _normalize(json.loads(path.read_bytes()), subs)  # a half JSON file fails here
             if rel.startswith("reports/appmetrica_lakehouse/") and path.name == "summary.json":
                 doc = {k: doc.get(k) for k in SUMMARY_OUTPUT_FIELDS}
+                # full or incremental depends on the warehouse the run found; what gold holds must not
+                doc["gold"] = {k: v for k, v in (doc["gold"] or {}).items() if k != "mode"}
             docs[rel] = doc
         else:
             files[rel] = _sha(path.read_bytes())
