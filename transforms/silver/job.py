@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -456,6 +457,10 @@ class _Observations:
     """
 
     MEMORY_LIMIT = "384MB"
+    # Observation rows aggregated in one pass. Larger days are cut into ranges of device ids, one pass
+    # each: the aggregate states of a range (arg_max/arg_min over structs, which DuckDB does not spill)
+    # stay within the memory limit however many rows the day has.
+    ROWS_PER_PASS = 2_000_000
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -485,12 +490,36 @@ class _Observations:
             con.execute("set preserve_insertion_order = false")
             con.execute("set temp_directory = ?", [str(self.workdir / "spill")])
             path = str(self.path).replace("'", "''")
-            con.execute(f"create view obs as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
+            con.execute(f"create view obs_all as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
+            ranges = self._device_ranges(con)
             for sql, writer in sqls:
-                for batch in con.sql(sql).to_arrow_reader(writer.limits.row_group_rows):
-                    writer.write(_with_export_date(pa.Table.from_batches([batch]), day))
+                # every query groups by device first and orders by it: ranges in ascending order keep that order
+                for condition in ranges:
+                    con.execute(f"create or replace view obs as select * from obs_all where {condition}")  # noqa: S608
+                    for batch in con.sql(sql).to_arrow_reader(writer.limits.row_group_rows):
+                        writer.write(_with_export_date(pa.Table.from_batches([batch]), day))
         finally:
             con.close()
+
+    def _device_ranges(self, con: Any) -> list[str]:
+        """Conditions cutting the observations into ascending device-id ranges of about ROWS_PER_PASS rows."""
+        rows = con.execute("select count(*) from obs_all").fetchone()[0]
+        passes = -(-rows // self.ROWS_PER_PASS)
+        if passes <= 1:
+            return ["true"]
+        cuts = ", ".join(str(k / passes) for k in range(1, passes))
+        sql = f"select approx_quantile(appmetrica_device_id, [{cuts}]) from obs_all"  # noqa: S608 - numbers only
+        found = con.execute(sql).fetchone()[0]
+        bounds = sorted({int(b) for b in found or [] if b is not None})
+        if not bounds:
+            return ["true"]
+        conditions = [f"appmetrica_device_id < {bounds[0]}"]
+        conditions += [
+            f"appmetrica_device_id >= {lo} and appmetrica_device_id < {hi}" for lo, hi in itertools.pairwise(bounds)
+        ]
+        conditions.append(f"(appmetrica_device_id >= {bounds[-1]} or appmetrica_device_id is null)")
+        log.info("silver: aggregating %d observation rows in %d device-id ranges", rows, len(conditions))
+        return conditions
 
     def close(self) -> None:
         if self._writer is not None:
