@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 # Imported at collection: importing Airflow reconfigures logging, which would drop caplog's handler mid-test.
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from moto.server import ThreadedMotoServer
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
+from moto_s3 import SECRET, ensure_bucket, record_s3_calls, s3_client, use_lakehouse_s3
 
 from lakehouse import publish
 from lakehouse.publish import PublishError, publish_gold
@@ -27,65 +26,26 @@ from lakehouse.settings import Layout
 pytestmark = pytest.mark.integration
 
 BUCKET = "lakehouse-test"
-ACCESS_KEY = "testing"
-SECRET = "testing-secret-value"
 DAY = dt.date(2026, 11, 1)
 BIG_ROWS = 10  # 10 x 1 MiB of random bytes: > 8 MiB, so a 2-part multipart upload
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Any:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return ensure_bucket(s3_endpoint, BUCKET)
 
 
 @pytest.fixture
 def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture
 def env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Connection, bucket, a prefix of its own per test, and a fresh LAKEHOUSE_DATA_DIR."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    conn = {
-        "conn_type": "aws",
-        "login": ACCESS_KEY,
-        "password": SECRET,
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
     prefix = f"it/{uuid.uuid4().hex[:8]}/gold"
     data_dir = tmp_path / "data"
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
-    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
-    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", prefix)
-    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(data_dir))
+    use_lakehouse_s3(monkeypatch, endpoint, bucket=BUCKET, prefix=prefix, tmp_path=tmp_path, data_dir=data_dir)
     layout = Layout(data_dir.resolve())
     make_gold(layout.gold)
     return {"prefix": prefix, "layout": layout}
@@ -163,20 +123,7 @@ def manifest_key(prefix: str, day: dt.date = DAY) -> str:
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     """Record (operation, key) of every S3 API call the publish step's client makes, in order."""
-    calls: list[tuple[str, str | None]] = []
-    original = S3Hook.get_conn
-
-    def get_conn(self: S3Hook) -> Any:
-        client = original(self)
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            calls.append((model.name, params.get("Key")))
-
-        client.meta.events.register("before-parameter-build.s3", record)
-        return client
-
-    monkeypatch.setattr(S3Hook, "get_conn", get_conn)
-    return calls
+    return record_s3_calls(monkeypatch)
 
 
 def test_publish_uploads_verifies_and_writes_manifest_last(

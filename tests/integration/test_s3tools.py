@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 # Imported at collection: importing Airflow reconfigures logging.
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
-from moto.server import ThreadedMotoServer
+from moto_s3 import SECRET, ensure_bucket, s3_client, use_lakehouse_s3
 
 from lakehouse import cli
 from lakehouse.s3tools import S3Store, S3ToolsError, open_tools
@@ -23,47 +21,23 @@ from lakehouse.s3tools import S3Store, S3ToolsError, open_tools
 pytestmark = pytest.mark.integration
 
 BUCKET = "lakehouse-tools"
-ACCESS_KEY = "tools-access"
-SECRET = "tools-secret-value-123"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Any:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                 aws_secret_access_key=SECRET).create_bucket(Bucket=BUCKET)  # fmt: skip
-    yield url
-    server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return ensure_bucket(s3_endpoint, BUCKET)
 
 
 @pytest.fixture
 def s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET)  # fmt: skip
+    return s3_client(endpoint)
 
 
 @pytest.fixture
 def prefix(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The lakehouse_s3 connection, the bucket and a lake prefix of its own per test."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    conn = {"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET,
-            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}  # fmt: skip
     lake = f"t{uuid.uuid4().hex[:8]}/gold"
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
-    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
-    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", lake)
-    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    use_lakehouse_s3(monkeypatch, endpoint, bucket=BUCKET, prefix=lake, tmp_path=tmp_path, data_dir=tmp_path / "data")
     return lake
 
 
