@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "lakehouse-test"
 DAY = dt.date(2026, 11, 1)
+MARTS = ("fct_device_daily", "dim_devices", "device_features_daily")  # what make_gold writes
 BIG_ROWS = 10  # 10 x 1 MiB of random bytes: > 8 MiB, so a 2-part multipart upload
 
 
@@ -136,7 +137,7 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     prefix, layout = env["prefix"], env["layout"]
     caplog.set_level(logging.DEBUG)
 
-    result = publish_gold(DAY, run_id="run-1")
+    result = publish_gold(DAY, marts=MARTS, run_id="run-1")
 
     expected = gold_files(layout.gold)
     assert len(expected) == 4
@@ -212,7 +213,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
     env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
 ) -> None:
     prefix, layout = env["prefix"], env["layout"]
-    publish_gold(DAY, run_id="run-1")
+    publish_gold(DAY, marts=MARTS, run_id="run-1")
     first_latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
     first_keys = {o["key"] for o in first_latest["objects"]}
 
@@ -225,7 +226,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
     _write(fct_path, pa.table({"device_id": ["x"], "n": [1]}))
     s3_calls.clear()
 
-    result = publish_gold(DAY, run_id="run-2")
+    result = publish_gold(DAY, marts=MARTS, run_id="run-2")
 
     keys = [o["Key"] for o in list_objects(s3, prefix)]
     assert len(keys) == len(set(keys))
@@ -252,7 +253,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
 
     # Another date: its own dated manifest, the first date's stays, latest.json follows the newest run.
     other = dt.date(2026, 11, 2)
-    publish_gold(other, run_id="run-3")
+    publish_gold(other, marts=MARTS, run_id="run-3")
     assert json.loads(get_bytes(s3, manifest_key(prefix, other)))["run_id"] == "run-3"
     assert json.loads(get_bytes(s3, manifest_key(prefix)))["run_id"] == "run-2"
     assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))["date"] == "2026-11-02"
@@ -265,7 +266,7 @@ def test_failed_verification_raises_and_writes_no_manifest(
     env: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch, corrupt: str
 ) -> None:
     prefix = env["prefix"]
-    publish_gold(DAY, run_id="good")  # a previous good run of the same date
+    publish_gold(DAY, marts=MARTS, run_id="good")  # a previous good run of the same date
     dropped = env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
     stale_candidate = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
     dropped.unlink()
@@ -288,7 +289,7 @@ def test_failed_verification_raises_and_writes_no_manifest(
     monkeypatch.setattr(publish, "_head_object", lying_head)
 
     with pytest.raises(PublishError) as excinfo:
-        publish_gold(DAY, run_id="bad")
+        publish_gold(DAY, marts=MARTS, run_id="bad")
     assert bad_key in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
 
@@ -324,7 +325,7 @@ def test_kms_objects_are_verified_by_reading_them_back(
 
     monkeypatch.setattr(publish, "_head_object", kms_head)
     monkeypatch.setattr(publish, "_verify_by_download", spy)
-    result = publish_gold(DAY)
+    result = publish_gold(DAY, marts=MARTS)
     assert sorted(downloads[:-2]) == sorted(o["key"] for o in result["objects"])
     assert manifest_key(prefix) in {o["Key"] for o in list_objects(s3, prefix)}
 
@@ -332,12 +333,12 @@ def test_kms_objects_are_verified_by_reading_them_back(
 def test_missing_bucket_is_a_clear_error(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAKEHOUSE_S3_BUCKET")
     with pytest.raises(ValueError, match="LAKEHOUSE_S3_BUCKET"):
-        publish_gold(DAY)
+        publish_gold(DAY, marts=MARTS)
 
 
 def test_nonexistent_bucket_fails_without_leaking_the_secret(env: dict[str, Any], s3: Any) -> None:
     with pytest.raises(PublishError) as excinfo:
-        publish_gold(DAY, bucket="no-such-bucket-here")
+        publish_gold(DAY, marts=MARTS, bucket="no-such-bucket-here")
     assert "no-such-bucket-here" in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
 
@@ -350,7 +351,7 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     publishes, then deletes the previous objects: one copy of each mart, with the same keys and ETags as a
     publish of the same gold under a fresh prefix."""
     prefix, layout = env["prefix"], env["layout"]
-    publish_gold(DAY, run_id="old")
+    publish_gold(DAY, marts=MARTS, run_id="old")
     old_objects = etags(s3, prefix)
     for path in gold_files(layout.gold).values():  # every gold file changes
         table = pq.read_table(path)
@@ -367,7 +368,7 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     real_failpoint = publish.failpoint
     monkeypatch.setattr(publish, "failpoint", die_after_second_upload)
     with pytest.raises(KeyboardInterrupt):
-        publish_gold(DAY, run_id="new")
+        publish_gold(DAY, marts=MARTS, run_id="new")
 
     for manifest_name in (manifest_key(prefix), f"{prefix}/_manifests/latest.json"):
         manifest = json.loads(get_bytes(s3, manifest_name))
@@ -380,14 +381,14 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     assert {f"{prefix}/{k}" for k in set(during) - set(old_objects)} == set(reached)
 
     monkeypatch.setattr(publish, "failpoint", real_failpoint)
-    result = publish_gold(DAY, run_id="new")
+    result = publish_gold(DAY, marts=MARTS, run_id="new")
     after = etags(s3, prefix)
     assert set(after) == set(gold_files(layout.gold)), "one copy of each file: the previous ones are deleted"
     assert not set(after) & set(old_objects)
     assert {o["key"].removeprefix(prefix + "/") for o in result["objects"]} == set(after)
 
     fresh = f"it/{uuid.uuid4().hex[:8]}/gold"
-    publish_gold(DAY, run_id="elsewhere", prefix=fresh)
+    publish_gold(DAY, marts=MARTS, run_id="elsewhere", prefix=fresh)
     assert etags(s3, fresh) == after
 
 
@@ -395,11 +396,11 @@ def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
     env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
 ) -> None:
     prefix = env["prefix"]
-    first = publish_gold(DAY, run_id="a")
+    first = publish_gold(DAY, marts=MARTS, run_id="a")
     before = etags(s3, prefix)
     s3_calls.clear()
 
-    second = publish_gold(DAY, run_id="b")
+    second = publish_gold(DAY, marts=MARTS, run_id="b")
 
     assert etags(s3, prefix) == before
     writes = [(op, key) for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload", "DeleteObjects"}]
@@ -408,3 +409,24 @@ def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
     assert {k: v for k, v in first.items() if k not in volatile} == {
         k: v for k, v in second.items() if k not in volatile
     }
+
+
+def test_only_the_listed_marts_are_published_and_other_marts_objects_stay(env: dict[str, Any], s3: Any) -> None:
+    """A declared source's mart in gold/ is not published with the AppMetrica marts; its objects are kept."""
+    prefix, layout = env["prefix"], env["layout"]
+    _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", pa.table({"skill": ["sql"]}))
+    other = f"{prefix}/vacancy_skills_daily/vacancy_skills_daily-0123456789abcdef.parquet"
+    s3.put_object(Bucket=BUCKET, Key=other, Body=b"published by the source's own run")
+
+    result = publish_gold(DAY, marts=MARTS, run_id="listed")
+
+    assert sorted(result["totals"]["marts"]) == sorted(MARTS)
+    assert not any("vacancy_skills_daily" in o["key"] for o in result["objects"])
+    keys = {o["Key"] for o in list_objects(s3, prefix)}
+    assert {k for k in keys if "/vacancy_skills_daily/" in k} == {other}
+    assert get_bytes(s3, other) == b"published by the source's own run"
+
+    with pytest.raises(PublishError, match=r"gold mart\(s\) no_such_mart listed for publishing are missing"):
+        publish_gold(DAY, marts=[*MARTS, "no_such_mart"], run_id="refused")
+    latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
+    assert latest["run_id"] == "listed"
