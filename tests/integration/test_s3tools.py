@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -133,3 +135,40 @@ def test_a_connection_without_a_bucket_is_a_config_error(prefix, monkeypatch, ca
     monkeypatch.delenv("LAKEHOUSE_S3_BUCKET")
     assert cli.main(["s3", "ls"]) == 2
     assert "no bucket is set: set LAKEHOUSE_S3_BUCKET" in capsys.readouterr().err
+
+
+def test_ls_pages_past_the_1000_keys_of_one_list_request(prefix, s3):
+    """1001 objects: two ListObjectsV2 requests at the default (and S3's largest) page size, five at 250."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"{prefix}/many/obj-{i:04d}.bin" for i in range(1001)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=k[-8:].encode()), keys))
+
+    tools = open_tools()
+    entries = tools.ls(f"{prefix}/many")
+    assert tools.store.list_requests == 2
+    assert sorted(e.key for e in entries) == keys and all(e.size == 8 for e in entries)
+    tools.store.list_requests = 0
+    assert len(tools.ls(f"{prefix}/many", page_size=250)) == 1001 and tools.store.list_requests == 5
+
+
+def test_the_cli_shows_sizes_times_and_multipart_parts(prefix, s3, tmp_path, capsys):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(17 * 1024 * 1024))  # 8 + 8 + 1 MiB: 3 parts
+    assert cli.main(["s3", "put", str(big), f"{prefix}/blobs/big.bin"]) == 0
+    assert s3.head_object(Bucket=BUCKET, Key=f"{prefix}/blobs/big.bin")["ETag"].strip('"').endswith("-3")
+    assert cli.main(["s3", "ls", f"{prefix}/blobs"]) == 0
+    assert cli.main(["s3", "info", f"{prefix}/blobs/big.bin"]) == 0
+    out = capsys.readouterr().out
+    assert f"({big.stat().st_size:,} bytes, multipart, 3 parts, ETag " in out
+    assert re.search(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+17,825,792  {prefix}/blobs/big\.bin$", out, re.M)
+    info = json.loads(out[out.index("{") :])
+    assert info["exists"] and info["size"] == 17_825_792 and info["etag"].endswith("-3") and info["modified"]
+
+
+def test_rm_refuses_a_sibling_that_only_shares_the_prefix_letters(prefix, s3):
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}fish/keep.csv", Body=b"1")  # e.g. t1234/goldfish/, not t1234/gold/
+    with pytest.raises(S3ToolsError, match="outside the lake prefix"):
+        open_tools().rm(f"{prefix}fish/keep.csv")
+    assert s3.head_object(Bucket=BUCKET, Key=f"{prefix}fish/keep.csv")["ContentLength"] == 1
