@@ -67,11 +67,15 @@ def refresh_dbt_docs(layout: Layout | None = None) -> dict[str, Any]:
     once, so a reader never sees half a site and a failed generation keeps the previous one.
     Returns the site's path and what it documents (models, gold marts, catalog tables).
     """
+    from lakehouse.locks import exclusive
     from transforms.gold import dbt_paths, generate_docs
 
     layout = layout or Layout.from_env()
     scratch = dbt_paths(layout)["target"].parent / "docs-target"
-    generate_docs(layout, target=scratch)
+    # dbt docs opens the warehouse DuckDB file: under the gold lock, or another date's build_gold
+    # (backfill) fails with "could not set lock on file".
+    with exclusive("gold", layout):
+        generate_docs(layout, target=scratch)
     site = SITES["dbt"].folder(layout)
     with staged_dir(site) as stage:
         for name in DBT_DOCS_FILES:

@@ -1,6 +1,9 @@
 """Publish the gold marts to S3 (AWS or MinIO) through Airflow's ``lakehouse_s3`` connection.
 
-See CONTRACTS.md, "Published to S3". Every Parquet file under ``gold/<mart>/`` becomes the object
+See CONTRACTS.md, "Published to S3". The marts published are an explicit list: by default the
+AppMetrica marts (``lakehouse.assets.GOLD_MART_NAMES``); a declared source's marts, also under ``gold/``,
+are not published with them, and their objects are left alone. Every Parquet file under ``gold/<mart>/``
+of a listed mart becomes the object
 ``<prefix>/<mart>/<folders>/<stem>-<first 16 hex of its sha256>.parquet`` (e.g.
 ``gold/dim_devices/dim_devices-3f1c0a9be2d47c55.parquet``): a key is never reused for other bytes,
 and identical content always gets the same key, so a rerun over identical gold re-creates exactly
@@ -221,21 +224,55 @@ def _parquet_rows(path: Path) -> int:
         raise PublishError(f"gold file {path} is not readable Parquet: {exc}") from exc
 
 
-def collect_gold(gold: Path) -> list[GoldFile]:
-    """Every ``gold/<mart>/**/*.parquet`` file, sorted by mart and path; names starting with . or _ skipped.
+def appmetrica_marts() -> tuple[str, ...]:
+    """The AppMetrica pipeline's gold marts, the default publish list: ``lakehouse.assets.GOLD_MART_NAMES``.
 
-    Raises PublishError when gold has no marts, or a mart folder holds no Parquet file (publishing it
-    would delete the mart's objects).
+    That tuple is the one list of them (``tests/unit/test_assets.py`` checks it against the dbt models
+    with ``meta.gold``); a declared source's marts under ``gold/`` are not in it.
     """
+    from lakehouse.assets import GOLD_MART_NAMES
+
+    return tuple(GOLD_MART_NAMES)
+
+
+def _mart_list(marts: Iterable[str]) -> list[str]:
+    if isinstance(marts, str):
+        raise ConfigError(f"the marts to publish must be a list of names, not the string {marts!r}")
+    names = [check_name(m, what="gold mart to publish") for m in marts]
+    if not names:
+        raise ConfigError("the list of marts to publish is empty")
+    dupes = sorted({m for m in names if names.count(m) > 1})
+    if dupes:
+        raise ConfigError(f"the list of marts to publish names {', '.join(dupes)} more than once")
+    if any(_ignored(m) for m in names):
+        raise ConfigError(f"a mart name may not start with '.' or '_': {names}")
+    return sorted(names)
+
+
+def collect_gold(gold: Path, marts: Iterable[str]) -> list[GoldFile]:
+    """Every ``gold/<mart>/**/*.parquet`` file of the listed ``marts``, sorted by mart and path.
+
+    Names starting with . or _ are skipped; folders of ``gold/`` that are not listed (another
+    pipeline's marts) are left alone. Raises PublishError when gold does not exist, a listed mart has
+    no folder, or its folder holds no Parquet file (publishing it would delete the mart's objects).
+    """
+    wanted = _mart_list(marts)
     if not gold.is_dir():
         raise PublishError(f"nothing to publish: gold folder {gold} does not exist (run the dbt step first)")
     root = gold.resolve()
-    marts = sorted(p for p in gold.iterdir() if p.is_dir() and not _ignored(p.name))
-    if not marts:
-        raise PublishError(f"nothing to publish: no marts (folders) under {gold}")
+    missing = [m for m in wanted if not (gold / m).is_dir()]
+    if missing:
+        present = sorted(p.name for p in gold.iterdir() if p.is_dir() and not _ignored(p.name))
+        raise PublishError(
+            f"gold mart(s) {', '.join(missing)} listed for publishing are missing under {gold} "
+            f"(it holds: {', '.join(present) or 'nothing'}); run the dbt step first. Nothing was published"
+        )
+    others = sorted(p.name for p in gold.iterdir() if p.is_dir() and not _ignored(p.name) and p.name not in wanted)
+    if others:
+        log.info("not publishing gold folder(s) %s: not in the list of marts to publish", ", ".join(others))
     files: list[GoldFile] = []
-    for mart_dir in marts:
-        mart = check_name(mart_dir.name, what="gold mart folder name")
+    for mart in wanted:
+        mart_dir = gold / mart
         found = 0
         for path in sorted(mart_dir.rglob("*.parquet")):
             rel_parts = path.relative_to(mart_dir).parts
@@ -573,8 +610,16 @@ def publish_gold(
     conn_id: str = DEFAULT_CONN_ID,
     bucket: str | None = None,
     prefix: str | None = None,
+    marts: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Publish every gold mart for ``day``; return the manifest plus ``target`` and ``manifest_uri``.
+    """Publish the listed gold marts for ``day``; return the manifest plus ``target`` and ``manifest_uri``.
+
+    ``marts`` defaults to the AppMetrica marts (:func:`appmetrica_marts`); the feature registry goes
+    out with any list holding one of them. A list of other marts (a declared source's) is published
+    without the registry, and should
+    go to a prefix of its own (the manifests ``_manifests/latest.json`` are per prefix). Other folders
+    under ``gold/`` and other marts' objects under the prefix are left alone; a listed mart that gold
+    lacks is a PublishError before anything is written.
 
     With the Airflow connection ``conn_id`` (type aws; ``extra.endpoint_url``/``region_name`` for
     MinIO) the files go to ``s3://<bucket>/<prefix>/<mart>/...`` through ``S3Hook``; the bucket comes
@@ -598,8 +643,11 @@ def publish_gold(
             f"the Airflow connection {conn_id!r} exists but no bucket is set: set {BUCKET_ENV} (or pass bucket=)"
         )
 
-    files = collect_gold(layout.gold)
-    registry = collect_registry(layout.gold)
+    listed = appmetrica_marts() if marts is None else marts
+    files = collect_gold(layout.gold, listed)
+    # The feature registry describes the AppMetrica marts: it goes out with them, never with another pipeline's.
+    with_registry = bool({f.mart for f in files} & set(appmetrica_marts()))
+    registry = collect_registry(layout.gold) if with_registry else []
     storage = "s3" if conn is not None else "local"
     manifest = build_manifest(
         files, day=day, run_id=str(run_id), bucket=bucket if conn is not None else None, prefix=prefix, storage=storage

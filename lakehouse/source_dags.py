@@ -38,8 +38,9 @@ def _doc(spec: SourceSpec) -> str:
         lines.append(f"* Connection `{spec.connection}` ({spec.auth.type} auth); trigger with the `date` Param "
                      "(`YYYY-MM-DD`) to pull any day.")  # fmt: skip
     else:
-        lines.append(f"* Inbox: `$LAKEHOUSE_DATA_DIR/inbox/{spec.name}/`; rejected files go to "
-                     f"`quarantine/inbox/{spec.name}/` with their reason.")  # fmt: skip
+        inbox = (f"`{spec.inbox}` (connection `{spec.connection}`)" if spec.inbox
+                 else f"`$LAKEHOUSE_DATA_DIR/inbox/{spec.name}/`")  # fmt: skip
+        lines.append(f"* Inbox: {inbox}; rejected files go to `quarantine/inbox/{spec.name}/` with their reason.")
     if spec.dbt_selector:
         lines.append(f"* Gold: dbt selector `{spec.dbt_selector}`.")
     return "\n".join(lines)

@@ -4,7 +4,9 @@ One entry under ``sources:`` declares a source; its ``kind`` says how data arriv
 
 - ``rest_api``: pages of JSON pulled from an HTTP API (auth from an Airflow connection, pagination,
   an incremental window, the records path, the schema);
-- ``csv_drop``: CSV files dropped into ``$LAKEHOUSE_DATA_DIR/inbox/<source>/``.
+- ``csv_drop``: CSV files dropped into ``$LAKEHOUSE_DATA_DIR/inbox/<source>/``, or into an S3 prefix
+  (``inbox: s3://<bucket>/<prefix>/``, read through the Airflow connection ``connection``, default
+  ``lakehouse_s3``).
 
 Every resource of a source declares its schema (fields with types and JSON paths), its
 ``primary_key``, its ``write_disposition`` and, for APIs, its incremental cursor. Everything is
@@ -206,6 +208,16 @@ class SourceSpec:
     retry: RetrySpec = field(default_factory=RetrySpec)
     timeout_seconds: float = 30.0
     max_pages: int = 10_000
+    # csv_drop: ``s3://<bucket>/<prefix>/`` (normalised, ending in ``/``); None = the local inbox
+    inbox: str | None = None
+
+    @property
+    def s3_inbox(self) -> tuple[str, str] | None:
+        """``(bucket, prefix)`` of an S3 inbox (the prefix ends in ``/``), or None for the local inbox."""
+        if self.inbox is None:
+            return None
+        bucket, _, prefix = self.inbox.removeprefix("s3://").partition("/")
+        return bucket, prefix
 
     @property
     def dag_id(self) -> str:
@@ -475,7 +487,8 @@ def _resource(name: str, raw: Any, where: _Where, kind: str) -> ResourceSpec:
 _SOURCE_KEYS = {
     "rest_api": ("kind", "description", "schedule", "timezone", "start_date", "dbt_selector", "tags", "connection",
                  "base_url", "auth", "rate_limit", "retry", "timeout_seconds", "max_pages", "resources"),
-    "csv_drop": ("kind", "description", "schedule", "timezone", "start_date", "dbt_selector", "tags", "resources"),
+    "csv_drop": ("kind", "description", "schedule", "timezone", "start_date", "dbt_selector", "tags", "inbox",
+                 "connection", "resources"),
 }  # fmt: skip
 
 
@@ -537,7 +550,40 @@ def _source(name: str, raw: Any, where: _Where) -> SourceSpec:
     out["tags"] = tuple(tags)
     if kind == "rest_api":
         _rest_source_options(spec, where, out)
+    else:
+        _csv_source_options(spec, where, out)
     return SourceSpec(**out)
+
+
+_S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+DEFAULT_S3_INBOX_CONNECTION = "lakehouse_s3"
+
+
+def _s3_inbox(value: Any, where: _Where) -> str:
+    """``inbox`` checked and normalised: ``s3://<bucket>/<prefix>/`` with a non-empty prefix."""
+    url = _str(value, where).strip()
+    shape = "must be s3://<bucket>/<prefix>/ (an S3 prefix holding the files; the local inbox needs no entry)"
+    if not url.startswith("s3://"):
+        raise where.error(f"{shape}, got {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    if not _S3_BUCKET_RE.match(bucket) or ".." in bucket:
+        raise where.error(f"{shape}: {bucket!r} is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')")
+    if any(ch in url for ch in "?#") or any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise where.error(f"{shape}: no query, fragment or control character, got {url!r}")
+    parts = prefix.rstrip("/").split("/")
+    if not prefix.strip("/") or any(part in ("", ".", "..") for part in parts):
+        raise where.error(f"{shape}: the prefix must be non-empty, without '//', '.' or '..' segments, got {url!r}")
+    return f"s3://{bucket}/{'/'.join(parts)}/"
+
+
+def _csv_source_options(spec: dict[str, Any], where: _Where, out: dict[str, Any]) -> None:
+    if spec.get("inbox") is not None:
+        out["inbox"] = _s3_inbox(spec["inbox"], where / "inbox")
+        connection = spec.get("connection") or DEFAULT_S3_INBOX_CONNECTION
+        out["connection"] = _str(connection, where / "connection", pattern=_CONN_ID_RE)
+    elif spec.get("connection") is not None:
+        raise (where / "connection").error("is only used with an S3 inbox (inbox: s3://<bucket>/<prefix>/)")
 
 
 def _rest_source_options(spec: dict[str, Any], where: _Where, out: dict[str, Any]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 from feature_lake import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS, FeatureLake
+from moto_s3 import moto_endpoint
 from test_gold_marts import FIRST_DAY, _add_event, _Gen, make_events, write_silver
 
 from lakehouse.settings import Layout
@@ -29,3 +31,10 @@ def feature_lake(tmp_path_factory: pytest.TempPathFactory) -> FeatureLake:
         mp.setenv("LAKEHOUSE_FEATURE_FIT_END", FIT_END.isoformat())
         summary = build_gold(Layout(root))
     return FeatureLake(root=root, summary=summary)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """One moto S3 server for the session (see moto_s3.py); test files create their own buckets."""
+    with moto_endpoint() as url:
+        yield url

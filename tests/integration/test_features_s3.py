@@ -11,16 +11,14 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 
 # Imported at collection: importing Airflow reconfigures logging.
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
 from feature_lake import LATE_DEVICE, FeatureLake
-from moto.server import ThreadedMotoServer
+from moto_s3 import SECRET, ensure_bucket, record_s3_calls, s3_client, use_lakehouse_s3
 
 from lakehouse.features import FeatureError, FeatureSource, LatestFeatureStore, get_historical_features
 from lakehouse.publish import publish_gold
@@ -29,60 +27,20 @@ from lakehouse.settings import Layout
 pytestmark = pytest.mark.integration
 
 BUCKET = "features-test"
-ACCESS_KEY = "features-key"
-SECRET = "features-secret-value"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Any:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET
-    ).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return ensure_bucket(s3_endpoint, BUCKET)
 
 
 @pytest.fixture
 def published(endpoint: str, feature_lake: FeatureLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    conn = {
-        "conn_type": "aws",
-        "login": ACCESS_KEY,
-        "password": SECRET,
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
     prefix = f"f/{uuid.uuid4().hex[:8]}/gold"
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
-    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
-    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", prefix)
-    calls: list[tuple[str, str | None]] = []
-    original = S3Hook.get_conn
-
-    def get_conn(self: S3Hook) -> Any:
-        client = original(self)
-        client.meta.events.register(
-            "before-parameter-build.s3", lambda params, model, **_: calls.append((model.name, params.get("Key")))
-        )
-        return client
-
-    monkeypatch.setattr(S3Hook, "get_conn", get_conn)
+    use_lakehouse_s3(monkeypatch, endpoint, bucket=BUCKET, prefix=prefix, tmp_path=tmp_path)
+    calls = record_s3_calls(monkeypatch)
     manifest = publish_gold(dt.date(2026, 10, 31), layout=Layout(feature_lake.root), run_id="features")
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET
-    )
-    return {"prefix": prefix, "manifest": manifest, "calls": calls, "s3": s3}
+    return {"prefix": prefix, "manifest": manifest, "calls": calls, "s3": s3_client(endpoint)}
 
 
 def test_registry_is_published_before_the_manifest(published: dict, feature_lake: FeatureLake) -> None:

@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 # Imported at collection: importing Airflow reconfigures logging, which would drop caplog's handler mid-test.
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from moto.server import ThreadedMotoServer
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
+from moto_s3 import SECRET, ensure_bucket, record_s3_calls, s3_client, use_lakehouse_s3
 
 from lakehouse import publish
 from lakehouse.publish import PublishError, publish_gold
@@ -27,65 +26,27 @@ from lakehouse.settings import Layout
 pytestmark = pytest.mark.integration
 
 BUCKET = "lakehouse-test"
-ACCESS_KEY = "testing"
-SECRET = "testing-secret-value"
 DAY = dt.date(2026, 11, 1)
+MARTS = ("fct_device_daily", "dim_devices", "device_features_daily")  # what make_gold writes
 BIG_ROWS = 10  # 10 x 1 MiB of random bytes: > 8 MiB, so a 2-part multipart upload
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Any:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return ensure_bucket(s3_endpoint, BUCKET)
 
 
 @pytest.fixture
 def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture
 def env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Connection, bucket, a prefix of its own per test, and a fresh LAKEHOUSE_DATA_DIR."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    conn = {
-        "conn_type": "aws",
-        "login": ACCESS_KEY,
-        "password": SECRET,
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
     prefix = f"it/{uuid.uuid4().hex[:8]}/gold"
     data_dir = tmp_path / "data"
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
-    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
-    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", prefix)
-    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(data_dir))
+    use_lakehouse_s3(monkeypatch, endpoint, bucket=BUCKET, prefix=prefix, tmp_path=tmp_path, data_dir=data_dir)
     layout = Layout(data_dir.resolve())
     make_gold(layout.gold)
     return {"prefix": prefix, "layout": layout}
@@ -163,20 +124,7 @@ def manifest_key(prefix: str, day: dt.date = DAY) -> str:
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     """Record (operation, key) of every S3 API call the publish step's client makes, in order."""
-    calls: list[tuple[str, str | None]] = []
-    original = S3Hook.get_conn
-
-    def get_conn(self: S3Hook) -> Any:
-        client = original(self)
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            calls.append((model.name, params.get("Key")))
-
-        client.meta.events.register("before-parameter-build.s3", record)
-        return client
-
-    monkeypatch.setattr(S3Hook, "get_conn", get_conn)
-    return calls
+    return record_s3_calls(monkeypatch)
 
 
 def test_publish_uploads_verifies_and_writes_manifest_last(
@@ -189,7 +137,7 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     prefix, layout = env["prefix"], env["layout"]
     caplog.set_level(logging.DEBUG)
 
-    result = publish_gold(DAY, run_id="run-1")
+    result = publish_gold(DAY, marts=MARTS, run_id="run-1")
 
     expected = gold_files(layout.gold)
     assert len(expected) == 4
@@ -265,7 +213,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
     env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
 ) -> None:
     prefix, layout = env["prefix"], env["layout"]
-    publish_gold(DAY, run_id="run-1")
+    publish_gold(DAY, marts=MARTS, run_id="run-1")
     first_latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
     first_keys = {o["key"] for o in first_latest["objects"]}
 
@@ -278,7 +226,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
     _write(fct_path, pa.table({"device_id": ["x"], "n": [1]}))
     s3_calls.clear()
 
-    result = publish_gold(DAY, run_id="run-2")
+    result = publish_gold(DAY, marts=MARTS, run_id="run-2")
 
     keys = [o["Key"] for o in list_objects(s3, prefix)]
     assert len(keys) == len(set(keys))
@@ -305,7 +253,7 @@ def test_rerun_replaces_objects_and_deletes_stale(
 
     # Another date: its own dated manifest, the first date's stays, latest.json follows the newest run.
     other = dt.date(2026, 11, 2)
-    publish_gold(other, run_id="run-3")
+    publish_gold(other, marts=MARTS, run_id="run-3")
     assert json.loads(get_bytes(s3, manifest_key(prefix, other)))["run_id"] == "run-3"
     assert json.loads(get_bytes(s3, manifest_key(prefix)))["run_id"] == "run-2"
     assert json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))["date"] == "2026-11-02"
@@ -318,7 +266,7 @@ def test_failed_verification_raises_and_writes_no_manifest(
     env: dict[str, Any], s3: Any, monkeypatch: pytest.MonkeyPatch, corrupt: str
 ) -> None:
     prefix = env["prefix"]
-    publish_gold(DAY, run_id="good")  # a previous good run of the same date
+    publish_gold(DAY, marts=MARTS, run_id="good")  # a previous good run of the same date
     dropped = env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
     stale_candidate = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
     dropped.unlink()
@@ -341,7 +289,7 @@ def test_failed_verification_raises_and_writes_no_manifest(
     monkeypatch.setattr(publish, "_head_object", lying_head)
 
     with pytest.raises(PublishError) as excinfo:
-        publish_gold(DAY, run_id="bad")
+        publish_gold(DAY, marts=MARTS, run_id="bad")
     assert bad_key in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
 
@@ -377,7 +325,7 @@ def test_kms_objects_are_verified_by_reading_them_back(
 
     monkeypatch.setattr(publish, "_head_object", kms_head)
     monkeypatch.setattr(publish, "_verify_by_download", spy)
-    result = publish_gold(DAY)
+    result = publish_gold(DAY, marts=MARTS)
     assert sorted(downloads[:-2]) == sorted(o["key"] for o in result["objects"])
     assert manifest_key(prefix) in {o["Key"] for o in list_objects(s3, prefix)}
 
@@ -385,12 +333,12 @@ def test_kms_objects_are_verified_by_reading_them_back(
 def test_missing_bucket_is_a_clear_error(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAKEHOUSE_S3_BUCKET")
     with pytest.raises(ValueError, match="LAKEHOUSE_S3_BUCKET"):
-        publish_gold(DAY)
+        publish_gold(DAY, marts=MARTS)
 
 
 def test_nonexistent_bucket_fails_without_leaking_the_secret(env: dict[str, Any], s3: Any) -> None:
     with pytest.raises(PublishError) as excinfo:
-        publish_gold(DAY, bucket="no-such-bucket-here")
+        publish_gold(DAY, marts=MARTS, bucket="no-such-bucket-here")
     assert "no-such-bucket-here" in str(excinfo.value)
     assert SECRET not in str(excinfo.value)
 
@@ -403,7 +351,7 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     publishes, then deletes the previous objects: one copy of each mart, with the same keys and ETags as a
     publish of the same gold under a fresh prefix."""
     prefix, layout = env["prefix"], env["layout"]
-    publish_gold(DAY, run_id="old")
+    publish_gold(DAY, marts=MARTS, run_id="old")
     old_objects = etags(s3, prefix)
     for path in gold_files(layout.gold).values():  # every gold file changes
         table = pq.read_table(path)
@@ -420,7 +368,7 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     real_failpoint = publish.failpoint
     monkeypatch.setattr(publish, "failpoint", die_after_second_upload)
     with pytest.raises(KeyboardInterrupt):
-        publish_gold(DAY, run_id="new")
+        publish_gold(DAY, marts=MARTS, run_id="new")
 
     for manifest_name in (manifest_key(prefix), f"{prefix}/_manifests/latest.json"):
         manifest = json.loads(get_bytes(s3, manifest_name))
@@ -433,14 +381,14 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     assert {f"{prefix}/{k}" for k in set(during) - set(old_objects)} == set(reached)
 
     monkeypatch.setattr(publish, "failpoint", real_failpoint)
-    result = publish_gold(DAY, run_id="new")
+    result = publish_gold(DAY, marts=MARTS, run_id="new")
     after = etags(s3, prefix)
     assert set(after) == set(gold_files(layout.gold)), "one copy of each file: the previous ones are deleted"
     assert not set(after) & set(old_objects)
     assert {o["key"].removeprefix(prefix + "/") for o in result["objects"]} == set(after)
 
     fresh = f"it/{uuid.uuid4().hex[:8]}/gold"
-    publish_gold(DAY, run_id="elsewhere", prefix=fresh)
+    publish_gold(DAY, marts=MARTS, run_id="elsewhere", prefix=fresh)
     assert etags(s3, fresh) == after
 
 
@@ -448,11 +396,11 @@ def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
     env: dict[str, Any], s3: Any, s3_calls: list[tuple[str, str | None]]
 ) -> None:
     prefix = env["prefix"]
-    first = publish_gold(DAY, run_id="a")
+    first = publish_gold(DAY, marts=MARTS, run_id="a")
     before = etags(s3, prefix)
     s3_calls.clear()
 
-    second = publish_gold(DAY, run_id="b")
+    second = publish_gold(DAY, marts=MARTS, run_id="b")
 
     assert etags(s3, prefix) == before
     writes = [(op, key) for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload", "DeleteObjects"}]
@@ -461,3 +409,24 @@ def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
     assert {k: v for k, v in first.items() if k not in volatile} == {
         k: v for k, v in second.items() if k not in volatile
     }
+
+
+def test_only_the_listed_marts_are_published_and_other_marts_objects_stay(env: dict[str, Any], s3: Any) -> None:
+    """A declared source's mart in gold/ is not published with the AppMetrica marts; its objects are kept."""
+    prefix, layout = env["prefix"], env["layout"]
+    _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", pa.table({"skill": ["sql"]}))
+    other = f"{prefix}/vacancy_skills_daily/vacancy_skills_daily-0123456789abcdef.parquet"
+    s3.put_object(Bucket=BUCKET, Key=other, Body=b"published by the source's own run")
+
+    result = publish_gold(DAY, marts=MARTS, run_id="listed")
+
+    assert sorted(result["totals"]["marts"]) == sorted(MARTS)
+    assert not any("vacancy_skills_daily" in o["key"] for o in result["objects"])
+    keys = {o["Key"] for o in list_objects(s3, prefix)}
+    assert {k for k in keys if "/vacancy_skills_daily/" in k} == {other}
+    assert get_bytes(s3, other) == b"published by the source's own run"
+
+    with pytest.raises(PublishError, match=r"gold mart\(s\) no_such_mart listed for publishing are missing"):
+        publish_gold(DAY, marts=[*MARTS, "no_such_mart"], run_id="refused")
+    latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
+    assert latest["run_id"] == "listed"

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 # Imported at collection: importing Airflow reconfigures logging.
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
-from moto.server import ThreadedMotoServer
+from moto_s3 import SECRET, ensure_bucket, s3_client, use_lakehouse_s3
 
 from lakehouse import cli
 from lakehouse.s3tools import S3Store, S3ToolsError, open_tools
@@ -23,47 +23,23 @@ from lakehouse.s3tools import S3Store, S3ToolsError, open_tools
 pytestmark = pytest.mark.integration
 
 BUCKET = "lakehouse-tools"
-ACCESS_KEY = "tools-access"
-SECRET = "tools-secret-value-123"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Any:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                 aws_secret_access_key=SECRET).create_bucket(Bucket=BUCKET)  # fmt: skip
-    yield url
-    server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return ensure_bucket(s3_endpoint, BUCKET)
 
 
 @pytest.fixture
 def s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET)  # fmt: skip
+    return s3_client(endpoint)
 
 
 @pytest.fixture
 def prefix(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The lakehouse_s3 connection, the bucket and a lake prefix of its own per test."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    conn = {"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET,
-            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}  # fmt: skip
     lake = f"t{uuid.uuid4().hex[:8]}/gold"
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", json.dumps(conn))
-    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", BUCKET)
-    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", lake)
-    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    use_lakehouse_s3(monkeypatch, endpoint, bucket=BUCKET, prefix=lake, tmp_path=tmp_path, data_dir=tmp_path / "data")
     return lake
 
 
@@ -159,3 +135,40 @@ def test_a_connection_without_a_bucket_is_a_config_error(prefix, monkeypatch, ca
     monkeypatch.delenv("LAKEHOUSE_S3_BUCKET")
     assert cli.main(["s3", "ls"]) == 2
     assert "no bucket is set: set LAKEHOUSE_S3_BUCKET" in capsys.readouterr().err
+
+
+def test_ls_pages_past_the_1000_keys_of_one_list_request(prefix, s3):
+    """1001 objects: two ListObjectsV2 requests at the default (and S3's largest) page size, five at 250."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"{prefix}/many/obj-{i:04d}.bin" for i in range(1001)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=k[-8:].encode()), keys))
+
+    tools = open_tools()
+    entries = tools.ls(f"{prefix}/many")
+    assert tools.store.list_requests == 2
+    assert sorted(e.key for e in entries) == keys and all(e.size == 8 for e in entries)
+    tools.store.list_requests = 0
+    assert len(tools.ls(f"{prefix}/many", page_size=250)) == 1001 and tools.store.list_requests == 5
+
+
+def test_the_cli_shows_sizes_times_and_multipart_parts(prefix, s3, tmp_path, capsys):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(17 * 1024 * 1024))  # 8 + 8 + 1 MiB: 3 parts
+    assert cli.main(["s3", "put", str(big), f"{prefix}/blobs/big.bin"]) == 0
+    assert s3.head_object(Bucket=BUCKET, Key=f"{prefix}/blobs/big.bin")["ETag"].strip('"').endswith("-3")
+    assert cli.main(["s3", "ls", f"{prefix}/blobs"]) == 0
+    assert cli.main(["s3", "info", f"{prefix}/blobs/big.bin"]) == 0
+    out = capsys.readouterr().out
+    assert f"({big.stat().st_size:,} bytes, multipart, 3 parts, ETag " in out
+    assert re.search(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+17,825,792  {prefix}/blobs/big\.bin$", out, re.M)
+    info = json.loads(out[out.index("{") :])
+    assert info["exists"] and info["size"] == 17_825_792 and info["etag"].endswith("-3") and info["modified"]
+
+
+def test_rm_refuses_a_sibling_that_only_shares_the_prefix_letters(prefix, s3):
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}fish/keep.csv", Body=b"1")  # e.g. t1234/goldfish/, not t1234/gold/
+    with pytest.raises(S3ToolsError, match="outside the lake prefix"):
+        open_tools().rm(f"{prefix}fish/keep.csv")
+    assert s3.head_object(Bucket=BUCKET, Key=f"{prefix}fish/keep.csv")["ContentLength"] == 1

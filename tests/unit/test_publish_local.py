@@ -22,6 +22,7 @@ from lakehouse.publish import PublishError, find_connection, publish_gold, valid
 from lakehouse.settings import ConfigError, Layout
 
 DAY = dt.date(2026, 11, 1)
+MARTS = ("fct_device_daily", "device_features_daily")  # what make_gold writes
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
     files = make_gold(layout.gold)
     caplog.set_level(logging.INFO, logger="lakehouse.publish")
 
-    result = publish_gold(DAY, run_id="local-1")
+    result = publish_gold(DAY, marts=MARTS, run_id="local-1")
 
     root = layout.published / "gold"
     assert result["target"] == str(root)
@@ -103,14 +104,14 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
 
 def test_local_rerun_removes_stale_files(layout: Layout) -> None:
     files = make_gold(layout.gold)
-    publish_gold(DAY, run_id="a", prefix="exports/gold")
+    publish_gold(DAY, marts=MARTS, run_id="a", prefix="exports/gold")
     root = layout.published / "exports" / "gold"
     fct_rel = "fct_device_daily/fct_device_daily.parquet"
     old_fct = root / published_rel(fct_rel, files[fct_rel])
     files.pop("device_features_daily/feature_date=2026-10-31/part-0.parquet").unlink()
     _write(files[fct_rel], 2)  # new content: a new name
 
-    result = publish_gold(DAY, run_id="b", prefix="exports/gold")
+    result = publish_gold(DAY, marts=MARTS, run_id="b", prefix="exports/gold")
 
     expected = {published_rel(rel, src) for rel, src in files.items()}
     assert {p.relative_to(root).as_posix() for p in root.glob("[!_]*/**/*") if p.is_file()} == expected
@@ -122,12 +123,12 @@ def test_local_rerun_removes_stale_files(layout: Layout) -> None:
 def test_local_rerun_of_identical_gold_keeps_every_file(layout: Layout) -> None:
     """Same gold, same names, same bytes: nothing is copied again and only run_id/published_at change."""
     make_gold(layout.gold)
-    first = publish_gold(DAY, run_id="a")
+    first = publish_gold(DAY, marts=MARTS, run_id="a")
     root = layout.published / "gold"
     before = published_files(root)
     inodes = {p: p.stat().st_ino for p in root.rglob("*.parquet")}
 
-    second = publish_gold(DAY, run_id="b")
+    second = publish_gold(DAY, marts=MARTS, run_id="b")
 
     after = published_files(root)
     assert {k: v for k, v in after.items() if "_manifests" not in k} == {
@@ -146,7 +147,7 @@ def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
     """A publish that dies after some files are copied: latest.json still names the previous files, all intact;
     the rerun finishes and leaves exactly one copy of each file and no temp file."""
     files = make_gold(layout.gold)
-    publish_gold(DAY, run_id="old")
+    publish_gold(DAY, marts=MARTS, run_id="old")
     root = layout.published / "gold"
     for rel, src in files.items():
         _write(src, 6 if "fct" in rel else 2)  # every file changes
@@ -163,7 +164,7 @@ def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
     stale_tmp = root / "fct_device_daily" / f".tmp-fct_device_daily-0123456789abcdef.parquet.{'f' * 32}"
     stale_tmp.write_bytes(b"PAR1 half a file")  # what a copy killed mid-write leaves
     with pytest.raises(KeyboardInterrupt):
-        publish_gold(DAY, run_id="new")
+        publish_gold(DAY, marts=MARTS, run_id="new")
 
     latest = json.loads((root / "_manifests" / "latest.json").read_text())
     assert latest["run_id"] == "old"
@@ -173,7 +174,7 @@ def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
     assert all((layout.published / key).exists() for key in copied), "the new files are there, unlisted"
 
     monkeypatch.setattr(publish, "failpoint", failpoint)
-    result = publish_gold(DAY, run_id="new")
+    result = publish_gold(DAY, marts=MARTS, run_id="new")
     on_disk = {p.relative_to(layout.published).as_posix() for p in root.rglob("*") if p.is_file()}
     listed = {o["key"] for o in result["objects"]}
     assert on_disk == listed | {"gold/_manifests/date=2026-11-01/manifest.json", "gold/_manifests/latest.json"}
@@ -185,7 +186,7 @@ def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
 def test_bad_prefix_is_rejected_naming_it(layout: Layout, bad: str) -> None:
     make_gold(layout.gold)
     with pytest.raises(ConfigError) as excinfo:
-        publish_gold(DAY, prefix=bad)
+        publish_gold(DAY, marts=MARTS, prefix=bad)
     assert repr(bad) in str(excinfo.value)
     assert not layout.published.exists()
 
@@ -218,14 +219,14 @@ def test_missing_bucket_with_connection_names_the_env_var(layout: Layout, monkey
 
 def test_empty_gold_is_a_clear_error(layout: Layout) -> None:
     with pytest.raises(PublishError, match="does not exist"):
-        publish_gold(DAY)
+        publish_gold(DAY, marts=["dim_devices"])
     (layout.gold / "_scratch").mkdir(parents=True)
     (layout.gold / ".hidden").mkdir()
-    with pytest.raises(PublishError, match="no marts"):
-        publish_gold(DAY)
+    with pytest.raises(PublishError, match=r"dim_devices listed for publishing are missing .*holds: nothing"):
+        publish_gold(DAY, marts=["dim_devices"])
     (layout.gold / "dim_devices").mkdir()
     with pytest.raises(PublishError, match=r"dim_devices.*no Parquet"):
-        publish_gold(DAY)
+        publish_gold(DAY, marts=["dim_devices"])
     assert not layout.published.exists()
 
 
@@ -234,7 +235,67 @@ def test_unreadable_parquet_is_named(layout: Layout) -> None:
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not parquet")
     with pytest.raises(PublishError, match=r"dim_devices\.parquet"):
+        publish_gold(DAY, marts=["dim_devices"])
+
+
+def test_the_default_list_is_the_appmetrica_marts_and_other_marts_stay(layout: Layout) -> None:
+    """By default exactly lakehouse.assets.GOLD_MART_NAMES are published; a declared source's mart is not."""
+    from lakehouse.assets import GOLD_MART_NAMES
+
+    assert publish.appmetrica_marts() == GOLD_MART_NAMES
+    for mart in GOLD_MART_NAMES:
+        _write(layout.gold / mart / f"{mart}.parquet", 2)
+    vacancies = _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
+    root = layout.published / "gold"
+    other = root / "vacancy_skills_daily" / "published-by-its-own-dag.parquet"  # another mart's object
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"keep me")
+
+    manifest = publish_gold(DAY, run_id="a")
+
+    assert sorted(manifest["totals"]["marts"]) == sorted(GOLD_MART_NAMES)
+    assert {o["mart"] for o in manifest["objects"]} == set(GOLD_MART_NAMES)
+    assert other.read_bytes() == b"keep me" and sorted(p.name for p in other.parent.iterdir()) == [other.name]
+    assert vacancies.exists()
+
+
+def test_a_missing_listed_mart_is_refused_before_anything_is_written(layout: Layout) -> None:
+    from lakehouse.assets import GOLD_MART_NAMES
+
+    for mart in GOLD_MART_NAMES[1:]:
+        _write(layout.gold / mart / f"{mart}.parquet", 2)
+    _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
+    with pytest.raises(PublishError, match=rf"gold mart\(s\) {GOLD_MART_NAMES[0]} listed for publishing are missing"):
         publish_gold(DAY)
+    assert not layout.published.exists()
+
+
+def test_another_list_publishes_only_its_marts_without_the_registry(layout: Layout) -> None:
+    """A declared source's marts go to a prefix of their own; the AppMetrica publish there is untouched."""
+    make_gold(layout.gold)
+    (layout.gold / "_registry").mkdir()
+    (layout.gold / "_registry" / "feature_registry.json").write_text('{"features": []}')
+    src = _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
+    appmetrica = publish_gold(DAY, marts=MARTS, run_id="app")
+    before = published_files(layout.published / "gold")
+
+    result = publish_gold(DAY, marts=["vacancy_skills_daily"], prefix="sources/vacancies", run_id="vac")
+
+    assert [o["key"] for o in result["objects"]] == [
+        "sources/vacancies/" + published_rel("vacancy_skills_daily/vacancy_skills_daily.parquet", src)
+    ]
+    assert "registry" not in result and "registry" in appmetrica
+    assert published_files(layout.published / "gold") == before
+
+
+@pytest.mark.parametrize(
+    ("marts", "message"),
+    [([], "is empty"), ("dim_devices", "not the string"), (["a", "a"], "a more than once"), (["../x"], "mart")],
+)
+def test_a_bad_mart_list_is_a_config_error(layout: Layout, marts: Any, message: str) -> None:
+    make_gold(layout.gold)
+    with pytest.raises(ConfigError, match=message):
+        publish_gold(DAY, marts=marts)
 
 
 def test_find_connection_not_found_is_none(layout: Layout) -> None:

@@ -14,7 +14,7 @@ import pytest
 # Imported at collection: importing Airflow reconfigures logging.
 from airflow.sdk import BaseHook  # noqa: F401
 
-from lakehouse.publish import PublishError, publish_gold
+from lakehouse.publish import PublishError, appmetrica_marts, publish_gold
 from lakehouse.settings import Layout
 
 
@@ -25,9 +25,10 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
     layout = Layout.from_env()
-    mart = layout.gold / "fct_device_daily" / "fct_device_daily.parquet"
-    mart.parent.mkdir(parents=True)
-    pq.write_table(pa.table({"n": [1, 2]}), mart)
+    for name in appmetrica_marts():  # what publish_gold publishes by default, with the registry
+        mart = layout.gold / name / f"{name}.parquet"
+        mart.parent.mkdir(parents=True)
+        pq.write_table(pa.table({"n": [1, 2]}), mart)
     return layout
 
 
@@ -48,7 +49,7 @@ def test_registry_files_are_published_and_listed(layout: Layout) -> None:
     published_json = layout.published / keys[0]
     assert published_json.read_bytes() == (registry / "feature_registry.json").read_bytes()
     assert sorted(p.name for p in (root / "_registry").iterdir()) == sorted(k.rsplit("/", 1)[1] for k in keys)
-    assert [o["mart"] for o in manifest["objects"]] == ["fct_device_daily"]
+    assert [o["mart"] for o in manifest["objects"]] == sorted(appmetrica_marts())
     written = json.loads((root / "_manifests" / "date=2026-11-01" / "manifest.json").read_text())
     assert written["registry"] == manifest["registry"]
 

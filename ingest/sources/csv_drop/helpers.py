@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ingest.sources.config import ResourceSpec
-from ingest.sources.csv_drop.settings import CSV_FIELD_SIZE_LIMIT, MAX_PROBLEMS_LISTED
+from ingest.sources.csv_drop.settings import CSV_FIELD_SIZE_LIMIT, IN_PROGRESS_SUFFIXES, MAX_PROBLEMS_LISTED
 from ingest.sources.values import BadValue, convert_record
 
 _SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,6 +45,12 @@ def safe_file_name(name: str) -> str:
     """``name`` reduced to ``[A-Za-z0-9._-]`` (other runs become ``_``), never starting with a dot."""
     cleaned = _SAFE_NAME_RE.sub("_", name).lstrip(".") or "file"
     return cleaned[:150]
+
+
+def left_alone(name: str) -> bool:
+    """True for inbox names a pick-up skips: starting with ``.`` or ``_``, or a name a producer is still
+    writing (``*.tmp``, ``*.part``, ... : write elsewhere, then rename into the inbox)."""
+    return name.startswith((".", "_")) or name.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
 def _encoding(resource: ResourceSpec) -> str:

@@ -162,7 +162,12 @@ CSV_MISTAKES = [
     (f"{C}.delimiter", ";;", f"{C}.delimiter: must be a single character"),
     (f"{C}.encoding", "klingon-8", f"{C}.encoding: 'klingon-8' is not a known text encoding"),
     (f"{C}.path", "/x", f"{C}: unknown key 'path'"),
-    ("sources.rates.connection", "x", "sources.rates: unknown key 'connection'"),
+    ("sources.rates.connection", "x", "sources.rates.connection: is only used with an S3 inbox"),
+    ("sources.rates.inbox", "/srv/drops/", "sources.rates.inbox: must be s3://<bucket>/<prefix>/"),
+    ("sources.rates.inbox", "s3://Drops_Bucket/rates/", "'Drops_Bucket' is not a valid bucket name"),
+    ("sources.rates.inbox", "s3://drops/", "the prefix must be non-empty"),
+    ("sources.rates.inbox", "s3://drops/a/../b/", "without '//', '.' or '..' segments"),
+    ("sources.rates.inbox", "s3://drops/rates/?x=1", "no query, fragment or control character"),
 ]
 
 
@@ -197,3 +202,20 @@ def test_file_level_errors(tmp_path, monkeypatch):
     assert list(load_declarations()) == ["rates"]
     with pytest.raises(SourceConfigError, match=r"no source 'nope' is declared in mine\.yml; declared: rates"):
         get_source("nope")
+
+
+def test_an_s3_inbox_is_normalised_and_gets_the_lakehouse_s3_connection():
+    from ingest.sources.config import parse_declarations
+
+    raw = {"kind": "csv_drop", "inbox": "s3://finance-drops/exchange/rates",
+           "resources": {"r": {"write_disposition": "append", "fields": {"d": {"type": "date"}}}}}  # fmt: skip
+    spec = parse_declarations({"sources": {"rates": raw}})["rates"]
+    assert (spec.inbox, spec.s3_inbox, spec.connection) == (
+        "s3://finance-drops/exchange/rates/",
+        ("finance-drops", "exchange/rates/"),
+        "lakehouse_s3",
+    )
+    spec = parse_declarations({"sources": {"rates": {**raw, "connection": "finance_s3"}}})["rates"]
+    assert spec.connection == "finance_s3"
+    local = {k: v for k, v in raw.items() if k != "inbox"}
+    assert parse_declarations({"sources": {"rates": local}})["rates"].s3_inbox is None
