@@ -389,7 +389,9 @@ def _observations(resource: str, table: pa.Table) -> pa.Table:
     return pa.Table.from_pydict(cols)
 
 
-_KEY = "struct_pack(s := seen_at, r := source_rank, f := bronze_file, n := bronze_row)"
+# file_no: the bronze file's place in the sorted list of the day's files, so the key orders as it would with the
+# file name but holds no text (each aggregate state keeps a copy of its key)
+_KEY = "struct_pack(s := seen_at, r := source_rank, f := file_no, n := bronze_row)"
 
 _MOBILE_DEVICES_SQL = f"""
 select appmetrica_device_id,
@@ -415,7 +417,7 @@ firsts as (
     select appmetrica_device_id, installation_id, session_id,
         arg_min(
             struct_pack(seen_at, source_rank, {", ".join(SESSION_ATTRS)}, bronze_file, bronze_row),
-            struct_pack(p := preference, s := seen_at, f := bronze_file, n := bronze_row)
+            struct_pack(p := preference, s := seen_at, f := file_no, n := bronze_row)
         ) as v
     from sessions
     group by appmetrica_device_id, installation_id, session_id
@@ -460,7 +462,7 @@ class _Observations:
     # Observation rows aggregated in one pass. Larger days are cut into ranges of device ids, one pass
     # each: the aggregate states of a range (arg_max/arg_min over structs, which DuckDB does not spill)
     # stay within the memory limit however many rows the day has.
-    ROWS_PER_PASS = 2_000_000
+    ROWS_PER_PASS = 1_500_000
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -490,7 +492,10 @@ class _Observations:
             con.execute("set preserve_insertion_order = false")
             con.execute("set temp_directory = ?", [str(self.workdir / "spill")])
             path = str(self.path).replace("'", "''")
-            con.execute(f"create view obs_all as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
+            con.execute(f"create view obs_file as select * from read_parquet('{path}')")  # noqa: S608 - our temp file
+            con.execute("create table files as select bronze_file, row_number() over (order by bronze_file) as file_no "
+                        "from (select distinct bronze_file from obs_file)")  # fmt: skip
+            con.execute("create view obs_all as select * from obs_file join files using (bronze_file)")
             ranges = self._device_ranges(con)
             for sql, writer in sqls:
                 # every query groups by device first and orders by it: ranges in ascending order keep that order
