@@ -157,13 +157,14 @@ def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) 
             for resource in RESOURCES:
                 lake.hydrate(_rel(layout, layout.bronze(resource, when)))
             lake.pull_file(_rel(layout, _built_from_path(layout, when)))
-            lake.hydrate(_rel(layout, layout.silver("events_part", when)))
         digests = _bronze_digests(layout, when)
         if any(d is None for d in digests.values()):
             continue
         record = _built_from_path(layout, when)
         built_from = json.loads(record.read_text()) if record.exists() else None
-        if built_from != digests or not layout.silver("events_part", when).exists():
+        events = _rel(layout, layout.silver("events_part", when))
+        silver_there = lake.has_partition(events) if lake.is_s3 else layout.silver("events_part", when).exists()
+        if built_from != digests or not silver_there:
             wanted.add(when)
     return sorted(wanted)
 
@@ -242,8 +243,11 @@ def gold() -> dict[str, Any]:
     lake = _lake(layout)
     with exclusive("gold"):  # one warehouse and one dbt target for every date
         summary = build_gold(layout)
-        for folder in sorted(p for p in layout.gold.iterdir() if p.is_dir()) if lake.is_s3 else []:
-            lake.commit(_rel(layout, folder))  # each mart, then the feature registry (gold/_registry)
+        if lake.is_s3:  # each mart this build wrote, then the feature registry
+            marts = [layout.gold / m for m in sorted(summary["marts"])]
+            registry = [layout.gold / "_registry"] if summary.get("feature_set_version") else []
+            for folder in marts + registry:
+                lake.commit(_rel(layout, folder))
         return summary
 
 
@@ -254,10 +258,7 @@ def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     layout = Layout.from_env()
     lake = _lake(layout)
     with exclusive("publish"):  # latest.json and stale-object removal span every date
-        if lake.is_s3:  # publish exactly the committed gold, whatever this worker's scratch holds
-            import shutil
-
-            shutil.rmtree(layout.gold, ignore_errors=True)
+        if lake.is_s3:  # publish the committed gold, whatever this worker's scratch holds
             for rel in lake.partitions("gold"):
                 lake.hydrate(rel)
         manifest = publish_gold(parse_day(day), layout=layout, run_id=run_id, conn_id=S3_CONN_ID)
@@ -286,7 +287,10 @@ def record_failure(day: str | dt.date, step: str, exc: BaseException) -> None:
     path = run_dir(day) / "failures" / f"{step}.json"
     write_json(path, record)
     layout = Layout.from_env()
-    _lake(layout).push_file(_rel(layout, path))  # the report task may run on another worker
+    try:
+        _lake(layout).push_file(_rel(layout, path))  # the report task may run on another worker
+    except Exception as push_exc:  # the step's own error is the one to raise
+        log.warning("could not store the failure record of %s in the lake: %s", step, push_exc)
 
 
 def clear_failure(day: str | dt.date, step: str) -> None:

@@ -43,6 +43,7 @@ VERSIONS = "_v"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _READ_ATTEMPTS = 3
+LAKE_FOLDERS = frozenset({"bronze", "silver", "quarantine", "gold", "reports", "warehouse"})
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,10 @@ class S3Lake(LocalLake):
                  len(stale))  # fmt: skip
         return version
 
+    def has_partition(self, rel: str) -> bool:
+        """Whether partition ``rel`` is committed (its pointer exists); nothing is downloaded."""
+        return self.pointer(rel) is not None
+
     def current_urls(self, rel: str) -> list[str]:
         """``s3://`` URLs of the Parquet files of the committed partition ``rel`` (by its pointer)."""
         current = self.pointer(rel)
@@ -341,6 +346,26 @@ class S3Lake(LocalLake):
         return options
 
 
+def _check_apart_from_publish(url: StorageUrl) -> None:
+    """The lake and the published gold (``LAKEHOUSE_S3_BUCKET``/``LAKEHOUSE_S3_PREFIX``) must not share keys."""
+    from lakehouse.settings import DEFAULT_S3_PREFIX
+
+    if url.bucket != os.environ.get("LAKEHOUSE_S3_BUCKET"):
+        return
+    published = os.environ.get("LAKEHOUSE_S3_PREFIX", DEFAULT_S3_PREFIX).strip("/")
+    lake = url.prefix
+    if lake:
+        overlap = not published or f"{published}/".startswith(f"{lake}/") or f"{lake}/".startswith(f"{published}/")
+    else:  # the lake's top-level folders are its layers
+        overlap = not published or published.split("/")[0] in LAKE_FOLDERS
+    if overlap:
+        raise ConfigError(
+            f"{STORAGE_URL_ENV}={os.environ.get(STORAGE_URL_ENV)!r} overlaps the publish target "
+            f"s3://{url.bucket}/{published}/ (LAKEHOUSE_S3_BUCKET/LAKEHOUSE_S3_PREFIX): give the lake a prefix of "
+            "its own in that bucket, e.g. s3://<bucket>/lake"
+        )
+
+
 def httpfs_extension() -> str:
     """The path of the httpfs extension shipped by the ``duckdb-extension-httpfs`` wheel (works offline)."""
     import duckdb_extension_httpfs
@@ -365,6 +390,8 @@ def open_lake(layout: Layout | None = None, conn_id: str = S3_CONN_ID) -> LocalL
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from lakehouse.publish import find_connection
+
+    _check_apart_from_publish(url)
 
     if find_connection(conn_id) is None:
         raise ConfigError(f"{STORAGE_URL_ENV}={os.environ[STORAGE_URL_ENV]!r} needs the Airflow connection {conn_id!r}")

@@ -84,3 +84,35 @@ def test_a_local_url_must_be_the_data_dir(tmp_path, monkeypatch):
 def test_unclean_lake_paths_are_refused(tmp_path: Path, rel: str):
     with pytest.raises(ConfigError, match="not a clean relative path"):
         LocalLake(Layout(tmp_path)).hydrate(rel)
+
+
+@pytest.mark.parametrize(
+    ("url", "published", "refused"),
+    [
+        ("s3://lakehouse/lake", "gold", False),
+        ("s3://lakehouse", "gold", True),  # the lake's gold layer would be the published gold
+        ("s3://lakehouse", "published", False),
+        ("s3://lakehouse/gold", "gold", True),
+        ("s3://lakehouse/lake", "lake/gold", True),
+        ("s3://lakehouse/lake", "", True),
+        ("s3://other-bucket", "gold", False),
+    ],
+)
+def test_the_lake_and_the_published_gold_never_share_keys(tmp_path, monkeypatch, url, published, refused):
+    monkeypatch.setenv("LAKEHOUSE_STORAGE_URL", url)
+    monkeypatch.setenv("LAKEHOUSE_S3_BUCKET", "lakehouse")
+    monkeypatch.setenv("LAKEHOUSE_S3_PREFIX", published)
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_S3", '{"conn_type": "aws", "extra": {"region_name": "us-east-1"}}')
+    if refused:
+        with pytest.raises(ConfigError, match="overlaps the publish target"):
+            open_lake(Layout(tmp_path))
+    else:
+        assert open_lake(Layout(tmp_path)).is_s3
+
+
+def test_the_s3_lake_needs_the_connection(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_STORAGE_URL", "s3://lakehouse/lake")
+    monkeypatch.delenv("AIRFLOW_CONN_LAKEHOUSE_S3", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    with pytest.raises(ConfigError, match="needs the Airflow connection 'lakehouse_s3'"):
+        open_lake(Layout(tmp_path))
