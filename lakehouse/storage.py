@@ -109,6 +109,20 @@ def _check_rel(rel: str) -> str:
     return rel
 
 
+def _matches(folder: Path, files: list[dict[str, Any]]) -> bool:
+    """Whether ``folder`` holds exactly ``files`` (names, sizes and sha256 of a pointer)."""
+    from lakehouse.fsutil import TMP_PREFIX, sha256_file
+
+    if not folder.is_dir():
+        return False
+    local = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    local = {n: p for n, p in local.items() if not any(part.startswith(TMP_PREFIX) for part in n.split("/"))}
+    if set(local) != {f["name"] for f in files}:
+        return False
+    return all(local[f["name"]].stat().st_size == f["size"] and sha256_file(local[f["name"]]) == f["sha256"]
+               for f in files)  # fmt: skip
+
+
 def _new_version() -> str:
     """Versions sort by creation time: a commit's cleanup never removes a newer writer's files."""
     now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -204,6 +218,8 @@ class S3Lake(LocalLake):
                 if target.exists():
                     shutil.rmtree(target)
                 return False
+            if _matches(target, current["files"]):
+                return True  # this worker already holds the committed version (e.g. it just wrote it)
             prefix = self.url.key(f"{rel}/{VERSIONS}/{current['version']}")
             try:
                 with staged_dir(target) as stage:
@@ -224,8 +240,9 @@ class S3Lake(LocalLake):
     def commit(self, rel: str) -> str | None:
         """Upload the local folder ``rel`` as a new version, switch its pointer to it, then remove older versions.
 
-        Returns the new version (None when the local folder is absent: the partition is then
-        removed from the store, pointer first). A kill before the pointer PUT leaves the old
+        Returns the new version (the current one when the folder holds exactly its files: nothing
+        is uploaded; None when the local folder is absent: the partition is then removed from the
+        store, pointer first). A kill before the pointer PUT leaves the old
         pointer, and the files it names, untouched.
         """
         from lakehouse.failpoints import failpoint
@@ -238,6 +255,10 @@ class S3Lake(LocalLake):
             self.client.delete_object(Bucket=self.bucket, Key=pointer_key)
             self._delete(self._keys(versions))
             return None
+        current = self.pointer(rel)
+        if current is not None and _matches(folder, current["files"]):
+            log.info("lake %s: unchanged since version %s; nothing to commit", rel, current["version"])
+            return current["version"]
         version = _new_version()
         files = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):

@@ -227,3 +227,26 @@ def test_dbt_reads_the_committed_files_through_httpfs_and_no_secret_is_logged(en
         )
         scan = extra["LAKEHOUSE_SILVER_SCAN"].format(name="events_part")
         assert con.execute(f"select count(*) from {scan}").fetchone()[0] == 5  # noqa: S608 - the test's own view
+
+
+def test_hydrate_downloads_nothing_when_scratch_already_holds_the_committed_version(env, tmp_path, monkeypatch):
+    a = _worker(tmp_path, "worker-a")
+    _write(a, PART, {"part-0.parquet": b"v1"})
+    a.commit(PART)
+    downloads = []
+    real = a.client.download_file
+    monkeypatch.setattr(a.client, "download_file", lambda *args: downloads.append(args) or real(*args))
+    assert a.hydrate(PART) is True
+    assert downloads == []
+    (a.layout.root / PART / "part-0.parquet").write_bytes(b"v9")  # same size, other bytes: fetched again
+    assert a.hydrate(PART) is True
+    assert len(downloads) == 1 and (a.layout.root / PART / "part-0.parquet").read_bytes() == b"v1"
+
+
+def test_committing_unchanged_files_keeps_the_current_version(env, tmp_path, s3):
+    a = _worker(tmp_path, "worker-a")
+    _write(a, PART, {"part-0.parquet": b"same"})
+    first = a.commit(PART)
+    _write(a, PART, {"part-0.parquet": b"same"})
+    assert a.commit(PART) == first
+    assert {k.split("/_v/")[1].split("/")[0] for k in _keys(s3, f"{env['prefix']}/{PART}/_v/")} == {first}
