@@ -209,7 +209,7 @@ class S3Lake(LocalLake):
         """
         from botocore.exceptions import ClientError
 
-        from lakehouse.fsutil import staged_dir
+        from lakehouse.fsutil import sha256_file, staged_dir
 
         target = self.layout.root / _check_rel(rel)
         for attempt in range(1, _READ_ATTEMPTS + 1):
@@ -227,8 +227,8 @@ class S3Lake(LocalLake):
                         dest = stage / f["name"]
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         self.client.download_file(self.bucket, f"{prefix}/{f['name']}", str(dest))
-                        if dest.stat().st_size != f["size"]:
-                            raise OSError(f"{rel}/{f['name']}: size differs from its pointer")
+                        if dest.stat().st_size != f["size"] or sha256_file(dest) != f["sha256"]:
+                            raise OSError(f"lake {rel}/{f['name']}: the download differs from its pointer's digest")
                 return True
             except ClientError as exc:
                 if attempt == _READ_ATTEMPTS or exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
@@ -242,8 +242,8 @@ class S3Lake(LocalLake):
 
         Returns the new version (the current one when the folder holds exactly its files: nothing
         is uploaded; None when the local folder is absent: the partition is then removed from the
-        store, pointer first). A kill before the pointer PUT leaves the old
-        pointer, and the files it names, untouched.
+        store, pointer first). A kill before the pointer PUT leaves the old pointer, and the files
+        it names, untouched.
         """
         from lakehouse.failpoints import failpoint
         from lakehouse.fsutil import TMP_PREFIX, json_bytes, sha256_file

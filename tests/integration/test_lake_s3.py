@@ -250,3 +250,14 @@ def test_committing_unchanged_files_keeps_the_current_version(env, tmp_path, s3)
     _write(a, PART, {"part-0.parquet": b"same"})
     assert a.commit(PART) == first
     assert {k.split("/_v/")[1].split("/")[0] for k in _keys(s3, f"{env['prefix']}/{PART}/_v/")} == {first}
+
+
+def test_a_download_that_differs_from_the_pointer_is_refused_and_scratch_kept(env, tmp_path, s3):
+    a, b = _worker(tmp_path, "worker-a"), _worker(tmp_path, "worker-b")
+    _write(a, PART, {"part-0.parquet": b"good"})
+    version = a.commit(PART)
+    _write(b, PART, {"part-0.parquet": b"older"})
+    s3.put_object(Bucket=BUCKET, Key=f"{env['prefix']}/{PART}/_v/{version}/part-0.parquet", Body=b"evil")
+    with pytest.raises(OSError, match="differs from its pointer's digest"):
+        b.hydrate(PART)
+    assert (b.layout.root / PART / "part-0.parquet").read_bytes() == b"older", "scratch is replaced only whole"
