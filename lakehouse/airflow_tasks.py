@@ -114,8 +114,10 @@ def report(day: str | None, run_id: str, steps: dict[str, Any]) -> dict[str, Any
 def dbt_docs() -> dict[str, Any]:
     """Regenerate the dbt docs site (``docs/dbt``) so it describes the gold just built."""
     from lakehouse.docs import refresh_dbt_docs
+    from lakehouse.locks import exclusive
 
-    return refresh_dbt_docs()
+    with exclusive("gold"):  # dbt opens the warehouse file, which another run's build_gold may be writing
+        return refresh_dbt_docs()
 
 
 def log_summary(summary: dict[str, Any]) -> None:
