@@ -115,7 +115,7 @@ def dbt_docs() -> dict[str, Any]:
     """Regenerate the dbt docs site (``docs/dbt``) so it describes the gold just built."""
     from lakehouse.docs import refresh_dbt_docs
 
-    return refresh_dbt_docs()
+    return refresh_dbt_docs()  # under the gold lock while dbt opens the warehouse file
 
 
 def log_summary(summary: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ exactly what a ``kill -9`` or an OOM kill at that line would do. The value is ``
 time that point is reached) or ``name@text`` (the first time it is reached with ``text`` in
 ``where``, e.g. ``swap@silver/tmp_event_properties``). Points: ``swap`` (fsutil.staged_dir, just
 before a staged partition replaces the live one; ``where`` = the partition path) and
-``publish.upload`` (publish, after each gold object is in place; ``where`` = its key).
+``publish.upload`` (publish, after each gold object is in place; ``where`` = its key) and ``lake_pointer``
+(lakehouse/storage.py, a commit's files uploaded, its pointer not yet switched; ``where`` = the partition).
 """
 
 from __future__ import annotations

@@ -70,6 +70,17 @@ def window(day: str | dt.date, lookback: int | None = None) -> list[dt.date]:
     return [day - dt.timedelta(days=k) for k in range(n, -1, -1)]
 
 
+def _lake(layout: Layout) -> Any:
+    """The lake of ``LAKEHOUSE_STORAGE_URL``: local disk (syncing is a no-op) or S3 (see lakehouse/storage.py)."""
+    from lakehouse.storage import open_lake
+
+    return open_lake(layout, S3_CONN_ID)
+
+
+def _rel(layout: Layout, path: Any) -> str:
+    return path.relative_to(layout.root).as_posix()
+
+
 def _part_digests(layout: Layout, resource: str, day: dt.date) -> list[str] | None:
     """The sha256 of each part of the bronze partition now in place (None when there is none)."""
     import json
@@ -98,14 +109,17 @@ def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> d
 
         settings = AppMetricaSettings.from_env()
     layout = Layout.from_env()
+    lake = _lake(layout)
     days: dict[str, dict[str, Any]] = {}
     for when in window(day):
+        lake.hydrate(_rel(layout, layout.bronze(res.name, when)))
         before = _part_digests(layout, res.name, when)
         if when != day and not res.takes_dates and before is not None:
             continue
         with exclusive(day_lock_name(when), layout):
             before = _part_digests(layout, res.name, when)
             manifest = extract_resource(res.name, when, settings=settings, layout=layout)
+            lake.commit(_rel(layout, layout.bronze(res.name, when)))
         changed = before != [p["sha256"] for p in manifest["parts"]]
         days[when.isoformat()] = {"rows": manifest["rows"], "bytes": manifest["bytes"],
                                   "parts": len(manifest["parts"]), "changed": changed}  # fmt: skip
@@ -136,14 +150,21 @@ def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) 
 
     day = parse_day(day)
     layout = Layout.from_env()
+    lake = _lake(layout)
     wanted = {day}
     for when in window(day)[:-1]:
+        if lake.is_s3:  # this worker's scratch copy may be stale or empty: the store decides
+            for resource in RESOURCES:
+                lake.hydrate(_rel(layout, layout.bronze(resource, when)))
+            lake.pull_file(_rel(layout, _built_from_path(layout, when)))
         digests = _bronze_digests(layout, when)
         if any(d is None for d in digests.values()):
             continue
         record = _built_from_path(layout, when)
         built_from = json.loads(record.read_text()) if record.exists() else None
-        if built_from != digests or not layout.silver("events_part", when).exists():
+        events = _rel(layout, layout.silver("events_part", when))
+        silver_there = lake.has_partition(events) if lake.is_s3 else layout.silver("events_part", when).exists()
+        if built_from != digests or not silver_there:
             wanted.add(when)
     return sorted(wanted)
 
@@ -155,18 +176,29 @@ def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) ->
     ``lookback`` (the summary of each rebuilt earlier day).
     """
     from transforms.silver import build_silver
+    from transforms.silver.schemas import SILVER_TABLES
 
     day = parse_day(day)
     layout = Layout.from_env()
+    lake = _lake(layout)
     rebuilt = days_to_rebuild(day, extracted)
     lookback: dict[str, Any] = {}
     for when in rebuilt:
         with exclusive(day_lock_name(when), layout):
             from lakehouse.fsutil import write_json
 
+            for resource in RESOURCES:
+                lake.hydrate(_rel(layout, layout.bronze(resource, when)))
             digests = _bronze_digests(layout, when)
-            summary = build_silver(when, layout)
+            try:
+                summary = build_silver(when, layout)
+            finally:  # a refused day still replaces its quarantine, so the bad rows can be inspected
+                for resource in RESOURCES:
+                    lake.commit(_rel(layout, layout.quarantine(resource, when)))
+            for table in SILVER_TABLES:
+                lake.commit(_rel(layout, layout.silver(table, when)))
             write_json(_built_from_path(layout, when), digests)
+            lake.push_file(_rel(layout, _built_from_path(layout, when)))  # last: silver is complete
         if when != day:
             lookback[when.isoformat()] = {"tables": summary["tables"], "quarantined": summary["quarantined"]}
             log.info("silver %s rebuilt: its export changed since it was last built (late data)", when)
@@ -181,11 +213,16 @@ def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str,
     Raises when any expectation fails on any of them.
     """
     from transforms.quality.gx_gate import run_gate
+    from transforms.silver.schemas import SILVER_TABLES
 
     day = parse_day(day)
     checked = sorted({day, *(parse_day(d) for d in days or [])})
+    layout = Layout.from_env()
+    lake = _lake(layout)
     result: dict[str, Any] = {}
     for when in checked:
+        for table in SILVER_TABLES:
+            lake.hydrate(_rel(layout, layout.silver(table, when)))
         with exclusive("gx_docs"):  # one Data Docs site for every date
             result = run_gate(when, Layout.from_env())
         log.info("quality gate %s passed for %d silver tables; Data Docs: %s", when, len(result["tables"]),
@@ -208,17 +245,32 @@ def gold(days: list[str] | None = None, *, full_refresh: bool = False) -> dict[s
     """
     from transforms.gold import build_gold
 
-    changed = None if full_refresh else [parse_day(d, what="changed silver date") for d in days or []]
+    layout = Layout.from_env()
+    lake = _lake(layout)
+    # On S3 every build is a full one: the incremental state (the DuckDB warehouse and gold_state.json)
+    # lives on one worker, while silver lives in the lake and the next build may run on any worker.
+    changed = None if full_refresh or lake.is_s3 else [parse_day(d, what="changed silver date") for d in days or []]
     with exclusive("gold"):  # one warehouse and one dbt target for every date
-        return build_gold(Layout.from_env(), changed_dates=changed)
+        summary = build_gold(layout, changed_dates=changed)
+        if lake.is_s3:  # each mart this build wrote, then the feature registry
+            marts = [layout.gold / m for m in sorted(summary["marts"])]
+            registry = [layout.gold / "_registry"] if summary.get("feature_set_version") else []
+            for folder in marts + registry:
+                lake.commit(_rel(layout, folder))
+        return summary
 
 
 def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     """Publish gold to ``lakehouse_s3`` (or locally when that connection does not exist)."""
     from lakehouse.publish import publish_gold
 
+    layout = Layout.from_env()
+    lake = _lake(layout)
     with exclusive("publish"):  # latest.json and stale-object removal span every date
-        manifest = publish_gold(parse_day(day), layout=Layout.from_env(), run_id=run_id, conn_id=S3_CONN_ID)
+        if lake.is_s3:  # publish the committed gold, whatever this worker's scratch holds
+            for rel in lake.partitions("gold"):
+                lake.hydrate(rel)
+        manifest = publish_gold(parse_day(day), layout=layout, run_id=run_id, conn_id=S3_CONN_ID)
     return {
         "target": manifest["target"],
         "objects": len(manifest["objects"]),
@@ -241,12 +293,23 @@ def record_failure(day: str | dt.date, step: str, exc: BaseException) -> None:
               "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
     if details:
         record["details"] = details
-    write_json(run_dir(day) / "failures" / f"{step}.json", record)
+    path = run_dir(day) / "failures" / f"{step}.json"
+    write_json(path, record)
+    layout = Layout.from_env()
+    try:
+        _lake(layout).push_file(_rel(layout, path))  # the report task may run on another worker
+    except Exception as push_exc:  # the step's own error is the one to raise
+        log.warning("could not store the failure record of %s in the lake: %s", step, push_exc)
 
 
 def clear_failure(day: str | dt.date, step: str) -> None:
     """Forget an earlier failure of ``step`` once it succeeded (a retry or a rerun)."""
-    (run_dir(day) / "failures" / f"{step}.json").unlink(missing_ok=True)
+    path = run_dir(day) / "failures" / f"{step}.json"
+    path.unlink(missing_ok=True)
+    layout = Layout.from_env()
+    lake = _lake(layout)
+    if lake.is_s3:
+        lake.remove_file(_rel(layout, path))
 
 
 def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
@@ -262,6 +325,9 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
 
     day = parse_day(day)
     folder = run_dir(day)
+    layout = Layout.from_env()
+    lake = _lake(layout)
+    lake.pull_folder(_rel(layout, folder / "failures"))
     extracted = [e for e in (steps.get("extract") or []) if e]
     silver_summary = steps.get("silver") or {}
     failures: dict[str, Any] = {}
@@ -299,8 +365,11 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
     }
     path = folder / "summary.json"
     write_json(path, report)
+    lake.push_file(_rel(layout, path))
     for step_file in (folder / "failures").glob("*.json"):
         step_file.unlink()  # consumed: the summary holds them now
+        if lake.is_s3:
+            lake.remove_file(_rel(layout, step_file))
     log.info("run summary (%s) written to %s:\n%s", report["status"], path, json.dumps(report, indent=2))
     return report
 

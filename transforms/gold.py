@@ -119,6 +119,10 @@ def _dbt_env(layout: Layout, database: Path | None = None) -> dict[str, str]:
     env["LAKEHOUSE_DBT_DATABASE"] = str(database or dbt_paths(layout)["database"])  # read by profiles.yml
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
+    if database is None or database == dbt_paths(layout)["database"]:  # the AppMetrica build reads the lake
+        from lakehouse.storage import dbt_lake_env
+
+        env |= dbt_lake_env(layout, Path(env["LAKEHOUSE_DBT_DATABASE"]))  # {} on local disk
     return env
 
 
@@ -476,8 +480,10 @@ def build_gold(
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout, workspace)
     if select is None and selector is None:
+        from lakehouse.storage import silver_present
+
         silver_events = layout.silver_table("events_part")
-        if not any(silver_events.glob("date=*/*.parquet")):
+        if not silver_present(layout):
             raise GoldBuildError(f"no silver events_part Parquet under {silver_events}: nothing to build gold from")
     run_results_path = paths["target"] / "run_results.json"
     run_results_path.unlink(missing_ok=True)
