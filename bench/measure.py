@@ -67,8 +67,20 @@ def run(
     sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {child.returncode}:\n{err[-4000:]}")
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    return Measured(seconds, peak, json.loads(lines[-1]) if lines else {})
+    return Measured(seconds, peak, _last_json_object(out))
+
+
+def _last_json_object(out: str) -> dict:
+    """The last line of ``out`` that is a JSON object (a child's result line), or {} when none is."""
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue  # e.g. a Python dict printed by a log line
+            if isinstance(value, dict):
+                return value
+    return {}
 
 
 def python_cmd(module: str, *args: str) -> list[str]:
