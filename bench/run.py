@@ -330,6 +330,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value >= 0.1 else f"{value * 1000:.1f} µs"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as the README's tables."""
     m = results["machine"]
@@ -367,7 +371,7 @@ def markdown(results: dict[str, Any]) -> str:
         for through, what in (("http", "the endpoint's app, in-process"), ("store", "the store alone")):
             r = lookup[through]
             lines.append(f"| feature lookup p50 / p99, {what} ({r['lookups']:,} lookups, {r['devices']:,} "
-                         f"devices) | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms |")  # fmt: skip
+                         f"devices) | {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} |")  # fmt: skip
     lines += ["", "| target | measured | met |", "|---|---:|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'MISSED'} |")
