@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import boto3
 import duckdb
 import pytest
+from pipeline_env import MARTS, SILVER, dags_test_env
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 
@@ -27,46 +27,12 @@ pytestmark = pytest.mark.e2e
 
 DAY = "2026-11-01"
 BUCKET = "lakehouse-e2e"
-MARTS = (
-    "fct_device_daily",
-    "dim_devices",
-    "device_features_daily",
-    "device_features_daily_transformed",
-    "feature_transformer_state",
-)
-SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
-          "permanent_user_properties", "tmp_user_properties", "user_locations")  # fmt: skip
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def _env(tmp_path: Path, api_url: str, token: str, s3_url: str, secret: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_"))}
-    env |= {
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "LAKEHOUSE_S3_BUCKET": BUCKET,
-        "LAKEHOUSE_S3_PREFIX": "gold",
-        "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": api_url, "password": token,
-             "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 60}}
-        ),
-        "AIRFLOW_CONN_LAKEHOUSE_S3": json.dumps(
-            {"conn_type": "aws", "login": "e2e-access-key", "password": secret,
-             "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
-        ),
-    }  # fmt: skip
-    return env
+    return dags_test_env(tmp_path / "airflow", tmp_path / "data", api_url=api_url, token=token, s3_url=s3_url,
+                         secret=secret, bucket=BUCKET, access_key="e2e-access-key")  # fmt: skip
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import boto3
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from pipeline_env import MARTS, SILVER, dags_test_env
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 
@@ -30,43 +30,14 @@ pytestmark = pytest.mark.e2e
 DAY, NEXT_DAY = "2026-11-01", "2026-11-02"
 BUCKET = "lakehouse-lake-e2e"
 LAKE_PREFIX = "lake"
-MARTS = ("fct_device_daily", "dim_devices", "device_features_daily", "device_features_daily_transformed",
-         "feature_transformer_state")  # fmt: skip
-SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
-          "permanent_user_properties", "tmp_user_properties", "user_locations")  # fmt: skip
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 DEVICES = 150
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def _env(home: Path, data: Path, api_url: str, token: str, s3_url: str, secret: str, bucket: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_", "AWS_"))}
-    env |= {
-        "AIRFLOW_HOME": str(home),
-        "LAKEHOUSE_DATA_DIR": str(data),
-        "LAKEHOUSE_S3_BUCKET": bucket,
-        "LAKEHOUSE_S3_PREFIX": "gold",
-        "LAKEHOUSE_LOOKBACK_DAYS": "1",
-        "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": api_url, "password": token,
-             "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 60}}
-        ),
-        "AIRFLOW_CONN_LAKEHOUSE_S3": json.dumps(
-            {"conn_type": "aws", "login": "lake-access-key", "password": secret,
-             "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
-        ),
-    }  # fmt: skip
-    return env
+    env = dags_test_env(home, data, api_url=api_url, token=token, s3_url=s3_url, secret=secret, bucket=bucket,
+                        access_key="lake-access-key")  # fmt: skip
+    return env | {"LAKEHOUSE_LOOKBACK_DAYS": "1"}
 
 
 def _dags_test(env: dict[str, str], day: str) -> str:

@@ -1,0 +1,40 @@
+"""What the `airflow dags test` end-to-end tests share: the expected tables and the run's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+MARTS = (
+    "fct_device_daily",
+    "dim_devices",
+    "device_features_daily",
+    "device_features_daily_transformed",
+    "feature_transformer_state",
+)
+SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
+          "permanent_user_properties", "tmp_user_properties", "user_locations")  # fmt: skip
+
+
+def dags_test_env(
+    home: Path, data: Path, *, api_url: str, token: str, s3_url: str, secret: str, bucket: str, access_key: str
+) -> dict[str, str]:
+    """This process's environment without any AIRFLOW*/LAKEHOUSE_*/AWS_* variable, plus an Airflow home, a data
+    folder, the publish bucket, and the two connections (the demo Logs API with ``token``, moto with ``secret``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEHOUSE_", "AWS_"))}
+    env |= {
+        "AIRFLOW_HOME": str(home),
+        "LAKEHOUSE_DATA_DIR": str(data),
+        "LAKEHOUSE_S3_BUCKET": bucket,
+        "LAKEHOUSE_S3_PREFIX": "gold",
+        "AIRFLOW_CONN_APPMETRICA_DEFAULT": json.dumps(
+            {"conn_type": "http", "host": api_url, "password": token,
+             "extra": {"application_id": "1234567", "poll_interval_seconds": 0.1, "poll_timeout_seconds": 60}}
+        ),
+        "AIRFLOW_CONN_LAKEHOUSE_S3": json.dumps(
+            {"conn_type": "aws", "login": access_key, "password": secret,
+             "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
+        ),
+    }  # fmt: skip
+    return env
