@@ -1,11 +1,32 @@
 # The project's commands (see README.md). Every target that runs code creates .venv/ first
 # from the pinned lock, so a fresh clone needs only python3.11 and make.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+comma := ,
+
+# Variables that recipes use come from the make command line (`make dags-test DATE=2026-11-02`) or the defaults
+# below, never from an environment variable of the same name (a stray `DATE` in the environment is ignored). Their
+# raw text is checked before any recipe runs, and recipes pass them to the shell single-quoted.
+# $(call shq,TEXT): TEXT as one single-quoted shell word.
+shq = '$(subst ','\'',$(1))'
+# $(call make_var,NAME,DEFAULT,REGEX,WHAT): NAME's raw command-line text (never expanded by make) or DEFAULT;
+# make stops with a clear message unless the whole value matches REGEX (bash =~).
+define make_var
+ifeq ($$(origin $(1)),command line)
+override $(1) := $$(value $(1))
+else
+override $(1) := $(2)
+endif
+unexport $(1)
+ifneq ($$(shell [[ $$(call shq,$$($(1))) =~ ^($(3))$$$$ ]] && echo ok),ok)
+$$(error $(1) must be $(4); got $$(call shq,$$($(1))))
+endif
+endef
+$(eval $(call make_var,DATE,2026-11-01,[0-9]{4}-[0-9]{2}-[0-9]{2},a day as YYYY-MM-DD (make dags-test DATE=2026-11-02)))
+$(eval $(call make_var,PYTHON,python3.11,[A-Za-z0-9._/+-]+,a Python command name or path (letters$(comma) digits$(comma) ._/+-)))
+
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DATE ?= 2026-11-01
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 
@@ -14,7 +35,7 @@ export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 venv: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(call shq,$(PYTHON)) -m venv $(VENV)
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
@@ -40,10 +61,10 @@ test: venv $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 demo: venv
-	$(BIN)/lakehouse demo --date $(DATE)
+	$(BIN)/lakehouse demo --date $(call shq,$(DATE))
 
 dags-test: venv
-	$(BIN)/lakehouse dags-test --date $(DATE)
+	$(BIN)/lakehouse dags-test --date $(call shq,$(DATE))
 
 airflow: venv
 	$(BIN)/lakehouse airflow
