@@ -335,7 +335,7 @@ def _ms(value: float) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The results as the README's tables."""
+    """The results as the tables of docs/performance.md."""
     m = results["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "

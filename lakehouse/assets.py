@@ -11,7 +11,7 @@ A consumer DAG schedules on the gold marts with::
     @dag(schedule=GOLD_ASSETS, ...)   # runs once every gold mart was rebuilt
 
 The URIs are logical (``x-lakehouse://<layer>/<name>``), the same in every environment; where the
-files live is ``LAKEHOUSE_DATA_DIR``'s business (CONTRACTS.md, "Data layout"). The ``x-`` prefix
+files live is ``LAKEHOUSE_DATA_DIR``'s business (docs/contracts.md, "Data layout"). The ``x-`` prefix
 marks a custom scheme: Airflow then skips provider URI normalisation, which would import every
 provider (boto3 included) while the DAG file is parsed.
 """

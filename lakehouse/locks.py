@@ -6,7 +6,7 @@ writing), and gold (one DuckDB warehouse and one dbt target), the GX Data Docs s
 publish prefix are shared. ``exclusive(name)`` serialises those sections with ``flock`` on a file
 under ``$LAKEHOUSE_DATA_DIR/warehouse/locks/``: processes on one machine (LocalExecutor, the CLI's
 backfill). Workers on several machines need a lock that spans them (an Airflow pool of one slot
-for the gold tasks); the README says so.
+for the gold tasks); docs/operations.md says so.
 """
 
 from __future__ import annotations

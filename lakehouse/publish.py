@@ -1,6 +1,6 @@
 """Publish the gold marts to S3 (AWS or MinIO) through Airflow's ``lakehouse_s3`` connection.
 
-See CONTRACTS.md, "Published to S3". The marts published are an explicit list: by default the
+See docs/contracts.md, "Published to S3". The marts published are an explicit list: by default the
 AppMetrica marts (``lakehouse.assets.GOLD_MART_NAMES``); a declared source's marts, also under ``gold/``,
 are not published with them, and their objects are left alone. Every Parquet file under ``gold/<mart>/``
 of a listed mart becomes the object

@@ -1,4 +1,4 @@
-"""Project-wide settings and the data layout of CONTRACTS.md.
+"""Project-wide settings and the data layout of docs/contracts.md.
 
 Every path a job reads or writes is built here, from validated inputs only, so nothing
 derived from a DAG Param or a CLI argument can point outside ``LAKEHOUSE_DATA_DIR``.
@@ -57,7 +57,7 @@ def app_timezone() -> ZoneInfo:
 
 @dataclass(frozen=True)
 class Layout:
-    """The folder layout under ``LAKEHOUSE_DATA_DIR`` (see CONTRACTS.md, "Data layout")."""
+    """The folder layout under ``LAKEHOUSE_DATA_DIR`` (see docs/contracts.md, "Data layout")."""
 
     root: Path
 

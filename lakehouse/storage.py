@@ -8,7 +8,7 @@ store, reached through the ``lakehouse_s3`` Airflow connection, is the system of
 partition it wrote.
 
 A partition (a folder such as ``silver/events_part/date=2026-11-01``) is committed under a new
-version prefix, then switched to by one PUT of its pointer (see README, "Lake on S3"):
+version prefix, then switched to by one PUT of its pointer (see docs/lake-on-s3.md):
 
     <prefix>/<rel>/_v/<version>/<file>...   the files of one version (never overwritten)
     <prefix>/<rel>/_current.json            {"version", "files": [{"name", "size", "sha256"}]}

@@ -1,6 +1,6 @@
 """AppMetrica Logs API client: one export (resource x day) downloaded to files, bytes exactly as sent.
 
-Protocol (see shared/APPMETRICA_LOGS_API.md): the first request queues an export (202), the identical
+Protocol (see docs/appmetrica-logs-api.md): the first request queues an export (202), the identical
 request is repeated until the file is ready (200); 429/420 mean "quota, wait"; 5xx, refused or reset
 connections, read timeouts and bodies that arrive incomplete (Content-Length not reached, a cut gzip
 stream, a stall longer than ``read_timeout_seconds``) are retried with capped exponential backoff and

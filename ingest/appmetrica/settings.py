@@ -1,7 +1,7 @@
 """Settings of the AppMetrica Logs API source, from the Airflow connection ``appmetrica_default``.
 
 The connection (type ``http``) carries the base URL with its scheme in ``host``, the OAuth token in
-``password`` and the rest in ``extra`` (see CONTRACTS.md). The token is never shown: it is left out of
+``password`` and the rest in ``extra`` (see docs/contracts.md). The token is never shown: it is left out of
 ``repr`` and of every error message.
 """
 

@@ -1,4 +1,4 @@
-"""The demo Logs API server speaks the protocol of shared/APPMETRICA_LOGS_API.md (raw HTTP checks)."""
+"""The demo Logs API server speaks the protocol of docs/appmetrica-logs-api.md (raw HTTP checks)."""
 
 from __future__ import annotations
 

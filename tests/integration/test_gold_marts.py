@@ -292,7 +292,7 @@ COLUMNS = {
 
 
 def read_mart(root: Path, mart: str) -> list[tuple]:
-    """Read a mart the way CONTRACTS.md promises consumers can, in file order."""
+    """Read a mart the way docs/contracts.md promises consumers can, in file order."""
     glob = (root / "gold" / mart / "**" / "*.parquet").as_posix()
     with duckdb.connect() as con:
         rel = con.sql(f"select * from read_parquet('{glob}', hive_partitioning = true)")  # noqa: S608 - a tmp path

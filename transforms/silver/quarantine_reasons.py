@@ -1,7 +1,8 @@
 """The quarantine catalogue: every reason a bronze row can be set aside for, with what it means.
 
 A quarantined row keeps its raw text, this reason, a detail naming the column or line, and its
-source position (bronze file, row). The README's table and the tests are checked against this list.
+source position (bronze file, row). The catalogue table in docs/data-quality.md and the tests are
+checked against this list.
 """
 
 from __future__ import annotations

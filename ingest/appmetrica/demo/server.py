@@ -1,4 +1,4 @@
-"""A local fake of the AppMetrica Logs API (shared/APPMETRICA_LOGS_API.md), serving generated data.
+"""A local fake of the AppMetrica Logs API (docs/appmetrica-logs-api.md), serving generated data.
 
 Behaviour:
 - ``GET /logs/v1/export/<resource>.<csv|json>`` with ``Authorization: OAuth <token>``: no header -> 401,
