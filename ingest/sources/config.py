@@ -647,20 +647,16 @@ def sources_file() -> Path:
 
 
 def load_declarations(path: Path | None = None) -> dict[str, SourceSpec]:
-    """Read and validate the declarations file (see :func:`sources_file`)."""
-    import yaml
+    """Read and validate the declarations file (see :func:`sources_file`).
+
+    The file is read through :func:`lakehouse.yaml_files.read_yaml_file`: at most ``LAKEHOUSE_YAML_MAX_BYTES``
+    (1 MiB by default), no YAML anchors or aliases (a few hundred bytes of nested aliases would expand into
+    gigabytes in the DAG processor).
+    """
+    from lakehouse.yaml_files import read_yaml_file
 
     path = path or sources_file()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourceConfigError(f"cannot read the sources file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SourceConfigError(f"{path.name}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml_file(path, what="the sources file", error=SourceConfigError)
     return parse_declarations(data, path.name)
 
 
