@@ -25,8 +25,14 @@ def alias_bomb(levels: int = 9) -> str:
     lines = ["version: 1", "sources:", "  rates:", "    kind: csv_drop", "    description:", '      a0: &a0 ["lol"]']
     for i in range(1, levels):
         lines.append(f"      a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
-    lines += ["    resources:", "      daily:", "        file_pattern: 'rates*.csv'", "        write_disposition: merge",
-              "        primary_key: [day]", "        fields: {day: date, rate: number}"]  # fmt: skip
+    lines += [
+        "    resources:",
+        "      daily:",
+        "        file_pattern: 'rates*.csv'",
+        "        write_disposition: merge",
+        "        primary_key: [day]",
+        "        fields: {day: date, rate: number}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -57,7 +63,7 @@ def test_the_cli_refuses_an_alias_bomb_in_a_bounded_process(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=limit,  # noqa: PLW1509
+        preexec_fn=limit,
     )
     assert time.perf_counter() - started < 20
     assert result.returncode == 2, result.stderr
