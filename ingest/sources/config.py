@@ -409,6 +409,34 @@ def _incremental(raw: Any, where: _Where, fields: tuple[FieldSpec, ...]) -> Incr
     )
 
 
+# A resource path is appended to the source's base URL: RFC 3986 path characters only, so nothing in it can
+# leave the base path (no '..' or '.' segment, no '//', no backslash, no encoded dot, slash, backslash or control).
+_PATH_SEGMENT_CHARS_RE = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*")
+_ENCODED_FORBIDDEN_RE = re.compile(r"%(?:2e|2f|5c|[01][0-9a-f]|7f)", re.IGNORECASE)
+
+
+def _resource_path(value: Any, where: _Where) -> str:
+    """A REST resource ``path``: '/' then segments that keep the request under the source's base URL."""
+    path = _str(value, where)
+    shape = "must be a path starting with '/' under the source's base URL (e.g. /v1/items)"
+    if not path.startswith("/") or path.startswith("//"):
+        raise where.error(f"{shape}; got {path!r}")
+    segments = path[1:].split("/")
+    for index, segment in enumerate(segments):
+        if segment == "" and index < len(segments) - 1:
+            raise where.error(f"{shape}, without '//'; got {path!r}")
+        if segment in (".", ".."):
+            raise where.error(f"{shape}, without '.' or '..' segments; got {path!r}")
+        if _ENCODED_FORBIDDEN_RE.search(segment):
+            raise where.error(f"{shape}, without an encoded '.', '/', '\\' or control character; got {path!r}")
+        if not _PATH_SEGMENT_CHARS_RE.fullmatch(segment):
+            raise where.error(
+                f"{shape}: letters, digits, -._~!$&'()*+,;=:@ and %XX escapes only (no query, fragment, "
+                f"backslash, space or URL); got {path!r}"
+            )
+    return path
+
+
 _REST_RESOURCE_KEYS = ("description", "path", "params", "records_path", "pagination", "incremental",
                        "write_disposition", "primary_key", "fields")  # fmt: skip
 _CSV_RESOURCE_KEYS = ("description", "file_pattern", "delimiter", "encoding", "write_disposition", "primary_key",
@@ -452,9 +480,7 @@ def _resource(name: str, raw: Any, where: _Where, kind: str) -> ResourceSpec:
     if kind == "rest_api":
         if "path" not in spec:
             raise (where / "path").error("is required (the endpoint path, e.g. /v1/items)")
-        path = _str(spec["path"], where / "path")
-        if not path.startswith("/") or "://" in path or "?" in path:
-            raise (where / "path").error(f"must be a path starting with '/', without a query; got {path!r}")
+        path = _resource_path(spec["path"], where / "path")
         params = _mapping(spec.get("params") or {}, where / "params")
         for key, value in params.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):

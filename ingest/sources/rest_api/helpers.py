@@ -19,12 +19,13 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import posixpath
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -34,6 +35,9 @@ from ingest.sources.rest_api.settings import BODY_SNIPPET, RETRY_STATUSES, USER_
 from ingest.sources.values import MISSING, get_path
 
 log = logging.getLogger(__name__)
+
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 
 class RestSourceError(RuntimeError):
@@ -77,6 +81,21 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _server_path(url: str) -> str:
+    """The path of ``url`` as a lenient server may read it: %XX decoded, backslashes as '/', dot segments resolved."""
+    path = unquote(urlsplit(url).path).replace("\\", "/") or "/"
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
+def within_base(url: str, base: str) -> bool:
+    """Whether ``url`` is on ``base``'s origin and under its path (where the source's credentials may go)."""
+    if _origin(url) != _origin(base):
+        return False
+    base_path = _server_path(base)
+    path = _server_path(url)
+    return base_path == "/" or path == base_path or path.startswith(base_path + "/")
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -218,22 +237,45 @@ class HttpClient:
         delay = min(retry.backoff_cap_seconds, retry.backoff_seconds * 2 ** (attempt - 1))
         return delay * self._rng.uniform(0.5, 1.0)
 
+    def _check_within_base(self, url: str, what: str, kind: str) -> None:
+        base = self.credentials.base_url
+        if not within_base(url, base):
+            raise RestSourceError(
+                f"{what}: {kind} goes to {public_url(url, self.secret_param)}, outside the source's base URL "
+                f"{public_url(base)}; refusing to send the credentials there",
+                retryable=False,
+            )
+
+    def _send(self, url: str, params: dict[str, str], what: str) -> requests.Response:
+        """One GET (plus the auth), following at most MAX_REDIRECTS redirects that stay under the base URL."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._space_out()
+            self.requests_made += 1
+            resp = self.session.get(
+                url,
+                params={**params, **self._query},
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self.source.timeout_seconds,
+                allow_redirects=False,
+            )
+            location = resp.headers.get("Location")
+            if resp.status_code not in REDIRECT_STATUSES or not location:
+                return resp
+            url = urljoin(resp.url or url, location)
+            self._check_within_base(url, what, f"a redirect (HTTP {resp.status_code})")
+            params = {}  # the Location carries its own query
+        raise RestSourceError(f"{what}: more than {MAX_REDIRECTS} redirects", retryable=False)
+
     def get(self, url: str, params: dict[str, str], what: str) -> Response:
         """GET ``url`` with ``params`` (plus the auth); return the parsed JSON response or raise RestSourceError."""
         shown = public_url(url, self.secret_param)
+        self._check_within_base(url, what, "the request")
         retry = self.source.retry
         problem = ""
         for attempt in range(1, retry.max_attempts + 1):
-            self._space_out()
-            self.requests_made += 1
             try:
-                resp = self.session.get(
-                    url,
-                    params={**params, **self._query},
-                    headers=self._headers,
-                    auth=self._auth,
-                    timeout=self.source.timeout_seconds,
-                )
+                resp = self._send(url, params, what)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = f"{type(exc).__name__} (connection failed or timed out)"
                 if attempt < retry.max_attempts:
@@ -396,7 +438,7 @@ def iter_pages(http: HttpClient, resource: ResourceSpec, params: dict[str, str],
             if not isinstance(link, str):
                 raise RestSourceError(f"{what}: next link at {p.next_path!r} is not a URL: {link!r}", retryable=False)
             next_url = urljoin(url, link)
-            if _origin(next_url) != _origin(base):
+            if not within_base(next_url, base):
                 raise RestSourceError(
                     f"{what}: the next link points to {public_url(next_url, http.secret_param)}, outside the "
                     f"source's base URL; refusing to send the credentials there",

@@ -34,7 +34,16 @@ class FakeSession:
         self.handler = handler
         self.calls: list[dict[str, Any]] = []
 
-    def get(self, url: str, *, params: dict[str, str], headers: dict[str, str], auth: Any, timeout: float) -> Any:
+    def get(
+        self,
+        url: str,
+        *,
+        params: dict[str, str],
+        headers: dict[str, str],
+        auth: Any,
+        timeout: float,
+        allow_redirects: bool = True,
+    ) -> Any:
         self.calls.append({"url": url, "params": dict(params), "headers": dict(headers), "auth": auth})
         resp = self.handler(url, dict(params), dict(headers), auth)
         if isinstance(resp, Exception):
