@@ -18,6 +18,11 @@ DEFAULT_APP_TIMEZONE = "Europe/Moscow"
 DEFAULT_S3_PREFIX = "gold"
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The days a run, a backfill or a source may name: far enough from the calendar's ends that every day derived
+# from one (lookback windows, data intervals, UTC conversions) is a real date too (silver's own checks use the same
+# years for event times).
+MIN_DAY = dt.date(2000, 1, 1)
+MAX_DAY = dt.date(2099, 12, 31)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -26,17 +31,21 @@ class ConfigError(ValueError):
 
 
 def parse_day(value: str | dt.date, *, what: str = "date") -> dt.date:
-    """Return ``value`` as a date, accepting only ``YYYY-MM-DD`` strings or dates."""
+    """Return ``value`` as a date, accepting only ``YYYY-MM-DD`` strings or dates from MIN_DAY to MAX_DAY."""
     if isinstance(value, dt.datetime):
         raise ConfigError(f"{what} must be a calendar date (YYYY-MM-DD), got a datetime {value!r}")
     if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+        day = value
+    elif not isinstance(value, str) or not _DATE_RE.match(value):
         raise ConfigError(f"{what} must look like YYYY-MM-DD, got {value!r}")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"{what} {value!r} is not a real calendar date: {exc}") from None
+    else:
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ConfigError(f"{what} {value!r} is not a real calendar date: {exc}") from None
+    if not MIN_DAY <= day <= MAX_DAY:
+        raise ConfigError(f"{what} {day.isoformat()} is out of range: days from {MIN_DAY} to {MAX_DAY} are accepted")
+    return day
 
 
 def check_name(value: str, *, what: str) -> str:

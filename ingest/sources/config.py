@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lakehouse.settings import ConfigError
+from lakehouse.settings import ConfigError, parse_day
 
 DEFAULT_SOURCES_FILE = Path(__file__).resolve().parent / "sources.yml"
 SOURCES_FILE_ENV = "LAKEHOUSE_SOURCES_FILE"
@@ -567,7 +567,10 @@ def _source(name: str, raw: Any, where: _Where) -> SourceSpec:
                 value = None
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
             raise (where / "start_date").error(f"must be a date YYYY-MM-DD, got {spec['start_date']!r}")
-        out["start_date"] = value
+        try:
+            out["start_date"] = parse_day(value, what="start_date")
+        except ConfigError as exc:
+            raise (where / "start_date").error(str(exc)) from None
     if spec.get("dbt_selector") is not None:
         out["dbt_selector"] = _str(spec["dbt_selector"], where / "dbt_selector", pattern=_FIELD_RE)
     tags = spec.get("tags") or []

@@ -186,7 +186,7 @@ def _cutoff_dates(column: Any, tz: ZoneInfo) -> Any:
             if value not in cache:
                 try:
                     cache[value] = _parse_timestamp_text(value, tz)
-                except ValueError:
+                except (ValueError, OverflowError):  # OverflowError: a time zone shift past year 1 or 9999
                     raise FeatureError(
                         f"{TIMESTAMP_COLUMN} in entity row {row} is not an ISO 8601 date or timestamp: {value!r}"
                     ) from None
