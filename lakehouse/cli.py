@@ -10,21 +10,42 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from lakehouse import s3tools, sources_cli
 from lakehouse.features import cli as features_cli
-from lakehouse.settings import ConfigError
+from lakehouse.settings import ConfigError, data_dir_problem
+
+BAD_INPUT = 2  # a refused argument, setting or declaration
+FAILED = 1  # the work itself failed (an API, the disk, a quality gate)
 
 
 def _print(obj: object) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
+def report_error(command: str, exc: BaseException, *, debug: bool = False) -> int:
+    """Print why ``command`` failed as one line on stderr (the traceback too with ``--debug``); return the exit
+    status: 2 for bad input (ConfigError, ValueError), 1 for a failure while working."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    try:
+        problem = data_dir_problem(exc)
+    except ConfigError as setting:
+        problem = str(setting)
+    bad_input = isinstance(exc, ConfigError | ValueError) and problem is None
+    message = problem or (str(exc) if bad_input else f"{type(exc).__name__}: {exc}")
+    hint = "" if debug else " (--debug shows the traceback)"
+    print(f"lakehouse {command}: {message}{'' if bad_input else hint}", file=sys.stderr)
+    return BAD_INPUT if bad_input else FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lakehouse`` command."""
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def dated(name: str, help_: str) -> argparse.ArgumentParser:
@@ -100,9 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return s3tools.run(args)
         elif args.command == "sources":
             return sources_cli.run(args)
-    except (ConfigError, ValueError) as exc:
-        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return report_error(args.command, exc, debug=args.debug)
     return 0
 
 

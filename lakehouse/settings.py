@@ -64,6 +64,22 @@ def app_timezone() -> ZoneInfo:
         raise ConfigError(f"LAKEHOUSE_APP_TIMEZONE={name!r} is not a known IANA time zone") from None
 
 
+def data_dir_problem(exc: BaseException) -> str | None:
+    """What ``exc`` (or an error it was raised from) says about ``LAKEHOUSE_DATA_DIR``, when it is a file-system
+    error on a path under it (a read-only or unusable data folder), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.filename:
+            root = Layout.from_env().root
+            path = Path(os.fsdecode(current.filename)).absolute()
+            if path == root or root in path.parents:
+                return f"LAKEHOUSE_DATA_DIR={str(root)!r} cannot be written: {current.strerror}: {path}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 @dataclass(frozen=True)
 class Layout:
     """The folder layout under ``LAKEHOUSE_DATA_DIR`` (see docs/contracts.md, "Data layout")."""
@@ -72,9 +88,16 @@ class Layout:
 
     @classmethod
     def from_env(cls) -> Layout:
+        """The layout under ``LAKEHOUSE_DATA_DIR`` (default ``data/`` in the repo); a path through a file is refused."""
         raw = os.environ.get("LAKEHOUSE_DATA_DIR")
-        root = Path(raw) if raw else REPO_ROOT / "data"
-        return cls(root.expanduser().resolve())
+        root = (Path(raw) if raw else REPO_ROOT / "data").expanduser().resolve()
+        for folder in (root, *root.parents):  # the first one that exists must be a folder
+            if folder.exists():
+                if not folder.is_dir():
+                    where = "is a file" if folder == root else f"goes through the file {folder}"
+                    raise ConfigError(f"LAKEHOUSE_DATA_DIR={str(root)!r} {where}: point it at a folder")
+                break
+        return cls(root)
 
     def _partition(self, *parts: str, day: dt.date) -> Path:
         return self.root.joinpath(*parts, f"date={day.isoformat()}")
