@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from airflow.sdk import BaseNotifier
 
-from lakehouse.settings import ConfigError
+from lakehouse.settings import ConfigError, check_connection_env
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ def load_channel(conn_id: str = ALERTS_CONN_ID) -> AlertChannel | None:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    check_connection_env(conn_id)
     try:
         conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.appmetrica.resources import RESOURCES as APPMETRICA_RESOURCES
 from lakehouse.locks import day_lock_name, exclusive
-from lakehouse.settings import ConfigError, Layout, app_timezone, parse_day
+from lakehouse.settings import ConfigError, Layout, app_timezone, check_connection_env, parse_day
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def appmetrica_settings_from_airflow(conn_id: str = APPMETRICA_CONN_ID) -> Any:
 
     from ingest.appmetrica.settings import AppMetricaSettings
 
+    check_connection_env(conn_id)
     conn = BaseHook.get_connection(conn_id)
     return AppMetricaSettings.from_connection(
         conn.host, conn.password, conn.extra_dejson, schema=conn.schema, port=conn.port

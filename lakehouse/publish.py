@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.failpoints import failpoint
 from lakehouse.fsutil import TMP_PREFIX, atomic_file, json_bytes, remove_if_abandoned, sha256_file, write_json
-from lakehouse.settings import DEFAULT_S3_PREFIX, ConfigError, Layout, check_name, parse_day
+from lakehouse.settings import DEFAULT_S3_PREFIX, ConfigError, Layout, check_connection_env, check_name, parse_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -171,6 +171,7 @@ def find_connection(conn_id: str) -> Connection | None:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    check_connection_env(conn_id)  # a malformed variable is an error, not "no connection"
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:

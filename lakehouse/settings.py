@@ -7,6 +7,7 @@ derived from a DAG Param or a CLI argument can point outside ``LAKEHOUSE_DATA_DI
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -53,6 +54,29 @@ def check_name(value: str, *, what: str) -> str:
     if not isinstance(value, str) or not _NAME_RE.match(value):
         raise ConfigError(f"{what} must match [a-z][a-z0-9_]*, got {value!r}")
     return value
+
+
+def check_connection_env(conn_id: str) -> None:
+    """Refuse a malformed ``AIRFLOW_CONN_<ID>`` naming the variable and the JSON error.
+
+    Airflow's secrets lookup swallows a parse error and reports the connection as not defined, so
+    a typo in the variable would read as a missing connection (retried, or a silent fallback).
+    The message carries the parser's position, never the value (it holds the secret).
+    """
+    var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    text = (os.environ.get(var) or "").strip()
+    if not text.startswith(("{", "[", '"')):
+        return  # unset, or the URI form (Airflow's own parser names its problems)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"environment variable {var} (the {conn_id} connection) is not valid JSON: "
+            f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"environment variable {var} (the {conn_id} connection) must be a JSON object, "
+                          f"got a JSON {type(value).__name__}")  # fmt: skip
 
 
 def app_timezone() -> ZoneInfo:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ingest.sources.config import SourceConfigError, SourceSpec
+from lakehouse.settings import check_connection_env
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def credentials_from_airflow(source: SourceSpec) -> Credentials:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    check_connection_env(source.connection)
     try:
         conn = BaseHook.get_connection(source.connection)
     except AirflowNotFoundException:
