@@ -28,6 +28,10 @@ SILVER_TABLE_NAMES = (
     "permanent_user_properties",
     "tmp_user_properties",
     "user_locations",
+    "revenue_events",
+    "ad_revenue_events",
+    "crashes",
+    "errors",
 )
 GOLD_MART_NAMES = (
     "fct_device_daily",

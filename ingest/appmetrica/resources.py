@@ -135,7 +135,163 @@ PROFILES_V2 = Resource(
     date_field=None,
 )
 
-RESOURCES: dict[str, Resource] = {r.name: r for r in (EVENTS, SESSIONS_STARTS, INSTALLATIONS, PROFILES_V2)}
+# The monetisation and stability resources. Each list is the documented one in the docs' order
+# (mobile-api/logs/ref/<resource>). Left out: fields only the endpoints page or a newer live page
+# lists, whose presence the reference page does not confirm (revenue_events: is_revenue_autocollected,
+# revenue_inapp_type, revenue_event_type; crashes: crash_json; errors: error_json).
+REVENUE_EVENTS = Resource(
+    name="revenue_events",
+    fields=(
+        "revenue_quantity",
+        "revenue_price",
+        "revenue_currency",
+        "revenue_product_id",
+        "revenue_order_id",
+        "revenue_order_id_source",
+        "is_revenue_verified",
+        "event_datetime",
+        "event_name",
+        "event_receive_datetime",
+        "event_receive_timestamp",
+        "event_timestamp",
+        "session_id",
+        "installation_id",
+        "android_id",
+        "appmetrica_device_id",
+        "appmetrica_sdk_version",
+        "city",
+        "connection_type",
+        "country_iso_code",
+        "device_ipv6",
+        "device_locale",
+        "device_manufacturer",
+        "device_model",
+        "google_aid",
+        "ios_ifa",
+        "ios_ifv",
+        "mcc",
+        "mnc",
+        "operator_name",
+        "original_device_model",
+        "os_version",
+        "profile_id",
+        "windows_aid",
+        "app_build_number",
+        "app_package_name",
+        "app_version_name",
+    ),
+    date_field="event_datetime",
+)
+
+AD_REVENUE_EVENTS = Resource(
+    name="ad_revenue_events",
+    fields=(
+        "ad_revenue_datetime",
+        "ad_revenue_timestamp",
+        "ad_revenue_receive_datetime",
+        "ad_revenue_receive_timestamp",
+        "ad_revenue",
+        "ad_revenue_currency",
+        "ad_revenue_type",
+        "ad_revenue_data_source",
+        "ad_revenue_network",
+        "ad_revenue_placement_id",
+        "ad_revenue_placement_name",
+        "ad_revenue_unit_id",
+        "ad_revenue_unit_name",
+        "ad_revenue_precision",
+        "ad_revenue_payload",
+        "session_id",
+        "installation_id",
+        "android_id",
+        "appmetrica_device_id",
+        "appmetrica_sdk_version",
+        "city",
+        "connection_type",
+        "country_iso_code",
+        "device_ipv6",
+        "device_locale",
+        "device_manufacturer",
+        "device_model",
+        "device_type",
+        "google_aid",
+        "ios_ifa",
+        "ios_ifv",
+        "mcc",
+        "mnc",
+        "operator_name",
+        "original_device_model",
+        "os_version",
+        "profile_id",
+        "windows_aid",
+        "app_build_number",
+        "app_package_name",
+        "app_version_name",
+    ),
+    date_field="ad_revenue_datetime",
+)
+
+# Crashes and errors carry the same device and app fields after their own ones.
+_CRASH_ERROR_DEVICE_FIELDS = (
+    "appmetrica_device_id",
+    "city",
+    "connection_type",
+    "country_iso_code",
+    "device_ipv6",
+    "device_locale",
+    "device_manufacturer",
+    "device_model",
+    "device_type",
+    "google_aid",
+    "ios_ifa",
+    "ios_ifv",
+    "mcc",
+    "mnc",
+    "operator_name",
+    "os_name",
+    "os_version",
+    "profile_id",
+    "windows_aid",
+    "app_package_name",
+    "app_version_name",
+    "application_id",
+)
+
+CRASHES = Resource(
+    name="crashes",
+    fields=(
+        "crash",
+        "crash_datetime",
+        "crash_group_id",
+        "crash_id",
+        "crash_name",
+        "crash_receive_datetime",
+        "crash_receive_timestamp",
+        "crash_timestamp",
+        *_CRASH_ERROR_DEVICE_FIELDS,
+    ),
+    date_field="crash_datetime",
+)
+
+ERRORS = Resource(
+    name="errors",
+    fields=(
+        "error",
+        "error_datetime",
+        "error_id",
+        "error_name",
+        "error_receive_datetime",
+        "error_receive_timestamp",
+        "error_timestamp",
+        *_CRASH_ERROR_DEVICE_FIELDS,
+    ),
+    date_field="error_datetime",
+)
+
+RESOURCES: dict[str, Resource] = {
+    r.name: r
+    for r in (EVENTS, SESSIONS_STARTS, INSTALLATIONS, PROFILES_V2, REVENUE_EVENTS, AD_REVENUE_EVENTS, CRASHES, ERRORS)
+}
 
 
 def get_resource(name: str) -> Resource:

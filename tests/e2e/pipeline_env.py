@@ -14,7 +14,8 @@ MARTS = (
     "feature_transformer_state",
 )
 SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
-          "permanent_user_properties", "tmp_user_properties", "user_locations")  # fmt: skip
+          "permanent_user_properties", "tmp_user_properties", "user_locations",
+          "revenue_events", "ad_revenue_events", "crashes", "errors")  # fmt: skip
 
 
 def dags_test_env(

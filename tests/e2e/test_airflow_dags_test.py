@@ -155,7 +155,7 @@ def test_a_failed_quality_gate_stops_gold_and_publish(tmp_path, s3_endpoint):
 def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
     """Silver history damaged outside the day (a partition filed twice) passes the day's gate; dbt's unique test
     on the event key fails, so no gold file is replaced and nothing is published."""
-    from ingest.appmetrica import AppMetricaSettings, extract_resource
+    from ingest.appmetrica import RESOURCES, AppMetricaSettings, extract_resource
     from lakehouse.settings import Layout
     from transforms.silver import build_silver
 
@@ -166,7 +166,7 @@ def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
     earlier = "2026-10-27"
     with DemoLogsApiServer(token="dbt-token", application_id="1234567", devices=120) as api:
         settings = AppMetricaSettings.from_connection(api.url, "dbt-token", {"application_id": "1234567"})
-        for resource in ("events", "sessions_starts", "installations", "profiles_v2"):
+        for resource in RESOURCES:
             extract_resource(resource, earlier, settings=settings, layout=layout)
         build_silver(dt.date.fromisoformat(earlier), layout)
         good = layout.silver("events_part", dt.date.fromisoformat(earlier))

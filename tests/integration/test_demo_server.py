@@ -118,8 +118,8 @@ def test_bad_parameters_are_named(server, params, status, needle):
 
 
 def test_unknown_resource_and_format(server):
-    resp = export(server, resource="crashes")
-    assert resp.status_code == 400 and "crashes" in resp.text
+    resp = export(server, resource="push_tokens")
+    assert resp.status_code == 400 and "push_tokens" in resp.text
     resp = export(server, fmt="xml")
     assert resp.status_code == 400 and "format" in resp.text
     resp = http_get(f"{server.url}/nope", headers={"Authorization": f"OAuth {TOKEN}"})

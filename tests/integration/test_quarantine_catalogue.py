@@ -109,6 +109,12 @@ CATALOGUE: dict[str, BadRow] = {
     ),
     "unknown_enum_value": BadRow("events", "unknown_enum_value", set_value("os_name", "symbian"), "symbian"),
     "numeric_field_with_text": BadRow("sessions_starts", "invalid_integer", set_value("session_id", "12ab"), "12ab"),
+    "amount_with_decimal_comma": BadRow(
+        "ad_revenue_events", "invalid_decimal", set_value("ad_revenue", "0,0012"), "0,0012"
+    ),
+    "undocumented_ad_revenue_type": BadRow(
+        "ad_revenue_events", "unknown_enum_value", set_value("ad_revenue_type", "video"), "video"
+    ),
 }
 
 

@@ -1,6 +1,6 @@
 """A Great Expectations (Core 1.x) quality gate between silver and gold.
 
-``run_gate(day)`` reads that day's partition of each of the seven silver tables
+``run_gate(day)`` reads that day's partition of each silver table
 (``layout.silver(table, day)/*.parquet``, pyarrow -> pandas), validates it against the table's
 expectation suite (``transforms/quality/expectations/<table>.json``, kept in the repo) and returns
 a summary. If any expectation fails it raises :class:`QualityGateError`, whose message says in
@@ -213,7 +213,7 @@ def _context(site_dir: Path | None) -> Any:
 
 
 def run_gate(day: dt.date, layout: Layout | None = None, *, build_docs: bool = True) -> dict[str, Any]:
-    """Validate the seven silver tables of ``day``; return the summary or raise :class:`QualityGateError`.
+    """Validate every silver table of ``day``; return the summary or raise :class:`QualityGateError`.
 
     Returns ``{"success", "day", "tables": {table: {"success", "evaluated", "rows", "files",
     "failed": [{"expectation", "column", "observed", "examples"[, "note"]}]}}}`` plus ``"data_docs"`` (path of

@@ -1,4 +1,4 @@
-"""Bronze -> silver: the seven silver tables of docs/contracts.md, typed, deduplicated, traceable.
+"""Bronze -> silver: the silver tables of docs/contracts.md, typed, deduplicated, traceable.
 
 Public entry point: :func:`build_silver`.
 """

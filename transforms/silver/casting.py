@@ -6,6 +6,7 @@ get a quarantine reason naming the column instead of failing the batch.
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,10 @@ import pyarrow.compute as pc
 
 _INT_RE = r"^-?[0-9]{1,19}$"
 _UINT_RE = r"^[0-9]{1,20}$"
+# A plain decimal number, optionally with an exponent: "4.99", "-0.99", "12", ".5", "1.5E-4" (no
+# thousands separators, no comma as the decimal mark, no NaN or Infinity).
+_DECIMAL_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$"
+_DECIMAL_CONTEXT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
 _TRUE = ("true", "1")
 _FALSE = ("false", "0")
 _FORMATS = {pa.timestamp("s"): "%Y-%m-%d %H:%M:%S", pa.date32(): "%Y-%m-%d"}
@@ -99,6 +104,24 @@ def _cast_temporal(arr: pa.Array, typ: pa.DataType) -> tuple[pa.Array, pa.Array]
     return (parsed if typ == pa.timestamp("s") else pc.cast(parsed, typ)), ok
 
 
+def _cast_decimal(arr: pa.Array, typ: pa.Decimal128Type) -> tuple[pa.Array, pa.Array]:
+    """Decimal text -> ``typ``, rounded half to even to its scale; out of its range or not a number: not ok."""
+    shaped = pc.fill_null(pc.match_substring_regex(arr, _DECIMAL_RE), True)
+    quantum = decimal.Decimal(1).scaleb(-typ.scale)
+    limit = decimal.Decimal(10) ** (typ.precision - typ.scale)
+    values: list[decimal.Decimal | None] = []
+    oks: list[bool] = []
+    for text, ok in zip(arr.to_pylist(), shaped.to_pylist(), strict=True):
+        value = None
+        if text is not None and ok:
+            value = _DECIMAL_CONTEXT.quantize(decimal.Decimal(text), quantum)
+            ok = abs(value) < limit
+            value = value if ok else None
+        values.append(value)
+        oks.append(bool(ok))
+    return pa.array(values, typ), pa.array(oks, pa.bool_())
+
+
 def _cast_bool(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     lowered = pc.utf8_lower(arr)
     is_true = pc.is_in(lowered, pa.array(_TRUE))
@@ -156,6 +179,9 @@ def cast_table(
         elif pa.types.is_boolean(typ):
             values, ok = _cast_bool(arr)
             why = "invalid_boolean"
+        elif pa.types.is_decimal(typ):
+            values, ok = _cast_decimal(arr, typ)
+            why = "invalid_decimal"
         else:  # pragma: no cover - schemas only use the types above
             raise TypeError(f"no conversion for column {column} of type {typ}")
         flag(pc.invert(ok), why, column)

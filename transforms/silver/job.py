@@ -1,4 +1,4 @@
-"""Bronze -> silver for one day: the seven silver tables and the quarantine.
+"""Bronze -> silver for one day: every silver table and the quarantine.
 
 Flow per resource: records are read in file order, typed in batches with pyarrow compute,
 bad rows go to quarantine with a reason and their source position, exact duplicate rows are
@@ -47,6 +47,8 @@ from transforms.silver.schemas import (
     SILVER_TABLES,
     TECHNICAL_DATA,
     TMP_USER_PROPERTIES,
+    TYPED_ROW_TABLES,
+    typed_rows_date_column,
 )
 from transforms.silver.writer import PartitionWriter, WriterLimits
 
@@ -56,7 +58,7 @@ BATCH_ROWS = 50_000
 SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
 # Reasons meaning "the value does not fit the column's contract type"; their detail starts with "<column>=".
-TYPE_REASONS = frozenset({"invalid_integer", "invalid_datetime", "invalid_date", "invalid_boolean"})
+TYPE_REASONS = frozenset({"invalid_integer", "invalid_datetime", "invalid_date", "invalid_boolean", "invalid_decimal"})
 
 # Device attributes carried by every device-level resource, and the per-session technical ones.
 DEVICE_ATTRS = (
@@ -531,6 +533,13 @@ class _Observations:
             self._writer.close()
 
 
+def _typed_rows(resource: Resource, table: pa.Table, day: dt.date) -> pa.Table:
+    """A batch of a resource kept row for row (TYPED_ROW_TABLES): its key, local date and export date added."""
+    table = table.rename_columns(["record_id" if c == "row_hash" else c for c in table.column_names])
+    date = pc.cast(table.column(resource.date_field), pa.date32())
+    return _with_export_date(table.append_column(typed_rows_date_column(resource), date), day)
+
+
 def _event_properties(table: pa.Table, leaves: pa.Table) -> pa.Table:
     """One row per leaf of each event's ``event_json``, carrying the event's columns."""
     carry = ("event_id", "event_date", "appmetrica_device_id", "event_name", "bronze_file", "bronze_row")
@@ -599,7 +608,7 @@ def _write_tables(
     folders: dict[str, Path],
     quarantines: dict[str, QuarantineWriter],
 ) -> dict[str, dict[str, Any]]:
-    """Read every resource of the day and write the seven tables into ``folders``."""
+    """Read every resource of the day and write every silver table into ``folders``."""
     writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
     profiles: list[Batch] = []
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -617,6 +626,9 @@ def _write_tables(
                     table = batch.table
                     if name == "profiles_v2":
                         profiles.append(batch)
+                        continue
+                    if name in TYPED_ROW_TABLES:
+                        writers[name].write(_typed_rows(resource, table, day))
                         continue
                     observations.add(_observations(name, table))
                     if name == "events":

@@ -20,6 +20,9 @@ QUARANTINE_REASONS: dict[str, str] = {
     "invalid_datetime": "A date-time that does not parse as yyyy-mm-dd hh:mm:ss or does not exist (Feb 30).",
     "invalid_date": "A date that does not parse as yyyy-mm-dd or does not exist.",
     "invalid_boolean": "A boolean column holding something other than true/false/1/0.",
-    "unknown_enum_value": "os_name, device_type or connection_type outside the known set.",
+    "invalid_decimal": "A money amount (revenue_price, ad_revenue) that is not a plain decimal number (text, a "
+    "comma as the decimal mark, NaN) or has more than 29 integer digits.",
+    "unknown_enum_value": "A value outside the documented set: os_name, device_type, connection_type, "
+    "is_revenue_verified, revenue_order_id_source, ad_revenue_type or ad_revenue_data_source.",
     "invalid_json": "event_json or custom_attributes that is not a JSON object.",
 }

@@ -33,7 +33,17 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from ingest.appmetrica.resources import EVENTS, INSTALLATIONS, PROFILES_V2, RESOURCES, SESSIONS_STARTS
+from ingest.appmetrica.resources import (
+    AD_REVENUE_EVENTS,
+    CRASHES,
+    ERRORS,
+    EVENTS,
+    INSTALLATIONS,
+    PROFILES_V2,
+    RESOURCES,
+    REVENUE_EVENTS,
+    SESSIONS_STARTS,
+)
 
 EPOCH = dt.date(2026, 11, 1)  # day 0 of the app's release train (any date works; see module docstring)
 RELEASE_PERIOD_DAYS = 45
@@ -542,11 +552,246 @@ def _receive_delay(rng: random.Random) -> int:
     return rng.randint(3600, 36 * 3600)  # device was offline: may arrive the next day
 
 
+_EXTRA_RESOURCES = (REVENUE_EVENTS, AD_REVENUE_EVENTS, CRASHES, ERRORS)
+
+# In-app purchases: (product id, USD price, consumable); other currencies at fixed demo rates (the
+# store prices each product per currency: no conversion happens anywhere downstream).
+_PRODUCTS = (
+    ("sku_1001.premium_month", 3.99, False),
+    ("sku_3001.coins_1000", 0.99, True),
+    ("sku_3002.coins_5000", 4.99, True),
+    ("sku_1002.starter_pack", 1.99, False),
+    ("sku_3003.no_ads", 2.99, False),
+)
+_CURRENCIES = (("USD", 1.0, 70), ("RUB", 90.0, 15), ("EUR", 0.92, 10), ("KZT", 450.0, 5))
+# Ad revenue: (network, unit id pattern, weight); (type, USD range per impression, weight)
+_AD_NETWORKS = (
+    ("Yandex", "R-M-{n}-{k}", 45),
+    ("AdMob", "ca-app-pub-39402560999{n}/{k}", 30),
+    ("myTarget", "{n}{k}", 15),
+    ("AppLovin", "{k}a{n}", 10),
+)
+_AD_TYPES = (
+    ("banner", (0.0002, 0.002), 50),
+    ("interstitial", (0.002, 0.02), 20),
+    ("rewarded", (0.005, 0.04), 20),
+    ("native", (0.0005, 0.004), 6),
+    ("mrec", (0.0005, 0.003), 3),
+    ("other", (0.0001, 0.001), 1),
+)
+_AD_PLACEMENTS = (("main_bottom", "Главная, низ"), ("level_end", "Level end"), ("rewarded_coins", 'Награда "Монеты"'))
+# Crash signatures per OS: (name, stack trace); errors: (id, name, details)
+_CRASHES = {
+    "android": (
+        (
+            "java.lang.NullPointerException",
+            "java.lang.NullPointerException: Attempt to invoke virtual method 'int java.lang.String.length()' on a "
+            "null object reference\n\tat ru.demo.lakehouse.shop.cart.CartAdapter.onBindViewHolder(CartAdapter.kt:87)\n"
+            "\tat androidx.recyclerview.widget.RecyclerView$Adapter.bindViewHolder(RecyclerView.java:7065)",
+        ),
+        (
+            "java.lang.IllegalStateException",
+            "java.lang.IllegalStateException: Fragment CheckoutFragment{4f2a1b} not attached to a context.\n"
+            "\tat androidx.fragment.app.Fragment.requireContext(Fragment.java:967)\n"
+            "\tat ru.demo.lakehouse.shop.checkout.CheckoutFragment.onPayClicked(CheckoutFragment.kt:142)",
+        ),
+        (
+            "java.lang.OutOfMemoryError",
+            "java.lang.OutOfMemoryError: Failed to allocate a 33177612 byte allocation with 8388608 free bytes\n"
+            "\tat android.graphics.BitmapFactory.nativeDecodeStream(Native Method)\n"
+            "\tat ru.demo.lakehouse.shop.images.ImageLoader.decode(ImageLoader.kt:55)",
+        ),
+    ),
+    "ios": (
+        (
+            "EXC_BAD_ACCESS (SIGSEGV)",
+            "Exception Type:  EXC_BAD_ACCESS (SIGSEGV)\nException Codes: KERN_INVALID_ADDRESS at 0x0000000000000010\n"
+            "0   Shop  0x0000000100a1c2d4 CartViewController.tableView(_:cellForRowAt:) + 212\n"
+            "1   UIKitCore  0x00000001a2b3c4d5 -[UITableView _createPreparedCellForGlobalRow:withIndexPath:] + 1234",
+        ),
+        (
+            "Fatal error: Index out of range",
+            "Fatal error: Index out of range\n"
+            "0   libswiftCore.dylib  0x00000001a0f2e3c4 _assertionFailure(_:_:file:line:flags:)\n"
+            '1   Shop  0x0000000100b2c3d4 CatalogViewModel.item(at:) + 96 ("Catalog, page 2")',
+        ),
+    ),
+    "windows": (
+        (
+            "System.InvalidOperationException",
+            "System.InvalidOperationException: Collection was modified; enumeration operation may not execute.\n"
+            "   at DemoLakehouse.Shop.Cart.Refresh() in C:\\src\\Shop\\Cart.cs:line 41",
+        ),
+    ),
+}
+_ERRORS = (
+    (
+        "network.timeout",
+        "Request timed out",
+        "GET https://api.example.com/v2/catalog?page=2&sort=price,asc timed out after 30000 ms",
+    ),
+    ("payment.declined", "Оплата отклонена", "Код 51: недостаточно средств; заказ №{n}"),
+    ("json.parse", "Unexpected token in JSON", 'Unexpected token < in JSON at position 0: "<html>502 Bad Gateway"'),
+    ("image.decode", "Image decode failed", "Failed to decode https://cdn.example.com/img/{n},large.png"),
+)
+
+
+@dataclass
+class _Visit:
+    """One session of a device on the day, as the money and stability rows need it."""
+
+    session_id: str
+    start_ts: int
+    last_ts: int
+    city: str
+    country: str
+    conn: str
+    ad_impressions: list[int]
+
+
+def _sdk_number(sdk: str) -> str:
+    """The SDK version as the integer these exports document ("6.1.0" -> "6001000")."""
+    major, minor, patch = (int(p) for p in sdk.split("."))
+    return str(major * 1_000_000 + minor * 1_000 + patch)
+
+
+def _device_fields(
+    dev: _Device, visit: _Visit, ipv6: str, app: tuple[str, str, str, str], profile_id: str, application_id: str
+) -> dict[str, str]:
+    """Every device, app and session field the revenue, ad revenue, crash and error exports carry, by name."""
+    version, build, sdk, package = app
+    return {
+        "appmetrica_device_id": dev.device_id, "city": visit.city, "country_iso_code": visit.country,
+        "connection_type": visit.conn, "device_ipv6": ipv6, "device_locale": dev.locale,
+        "device_manufacturer": dev.manufacturer, "device_model": dev.model, "device_type": dev.device_type,
+        "google_aid": dev.google_aid, "ios_ifa": dev.ios_ifa, "ios_ifv": dev.ios_ifv, "mcc": dev.mcc, "mnc": dev.mnc,
+        "operator_name": dev.operator, "original_device_model": dev.original_model, "os_name": dev.os_name,
+        "os_version": dev.os_version, "windows_aid": dev.windows_aid,
+        "android_id": f"{(dev.custom_seed * 2654435761) % 2**64:016x}" if dev.os_name == "android" else "",
+        "session_id": visit.session_id, "installation_id": dev.installation_id, "profile_id": profile_id,
+        "app_version_name": version, "app_build_number": build, "app_package_name": package,
+        "appmetrica_sdk_version": _sdk_number(sdk), "application_id": application_id,
+    }  # fmt: skip
+
+
+def _money_and_stability(
+    out: dict[str, list[tuple[str, ...]]],
+    dev: _Device,
+    ordinal: int,
+    day_end: int,
+    visits: list[_Visit],
+    clock: _LocalClock,
+    ipv6: str,
+    app: tuple[str, str, str, str],
+    profile_id: str,
+    application_id: str,
+) -> None:
+    """The device's in-app purchases, ad revenue, crashes and errors of the day, inside its sessions.
+
+    A minority of devices pay: premium subscribers renew monthly, a few others buy now and then; a
+    purchase is refunded (negative price) rarely. Most ad impressions bring ad revenue. Crashes and
+    errors happen in a small share of sessions (most days of a small app have no crash at all). A
+    separate random stream per device and day: the other resources' rows do not change.
+    """
+    if not visits:
+        return
+    rng = _rng("money", dev.device_id, dev.custom_seed, ordinal)
+
+    def moment(visit: _Visit) -> int:
+        return min(day_end - 1, visit.start_ts + rng.randint(0, max(1, visit.last_ts - visit.start_ts + 30)))
+
+    def add(resource: Any, values: dict[str, str]) -> None:
+        out[resource.name].append(tuple(values[f] for f in resource.fields))
+
+    currency, rate, _w = _pick(_rng("currency", dev.custom_seed), _CURRENCIES)
+    purchases: list[tuple[str, float, bool]] = []
+    if dev.custom_seed % 5 == 0 and (ordinal - dev.install_day) % 30 == 1:  # premium plan: the monthly renewal
+        purchases.append(_PRODUCTS[0])
+    elif dev.custom_seed % 100 in range(21, 29) and rng.random() < 0.3:  # an occasional buyer
+        purchases.extend(rng.choice(_PRODUCTS[1:]) for _ in range(1 if rng.random() < 0.85 else 2))
+    for product, usd, consumable in purchases:
+        visit = rng.choice(visits)
+        ts = moment(visit)
+        quantity = rng.randint(2, 5) if consumable and rng.random() < 0.2 else 1
+        price = round(usd * rate, 2) if rate < 10 else float(round(usd * rate))
+        if dev.os_name == "android":  # a Google Play order id; App Store transaction ids are 15 digits
+            order = f"GPA.33{rng.randrange(100, 1000)}-{rng.randrange(10**4):04d}-{rng.randrange(10**4):04d}-"
+            order += f"{rng.randrange(10**5):05d}"
+        else:
+            order = str(rng.randrange(10**14, 10**15))
+        refunded = rng.random() < 0.03
+        for sign, when in ((1, ts), (-1, min(day_end - 1, ts + rng.randint(60, 3600)))) if refunded else ((1, ts),):
+            recv = when + _receive_delay(rng)
+            add(REVENUE_EVENTS, {
+                **_device_fields(dev, visit, ipv6, app, profile_id, application_id),
+                "revenue_quantity": str(quantity), "revenue_price": f"{sign * price:.2f}", "revenue_currency": currency,
+                "revenue_product_id": product, "revenue_order_id": order,
+                "revenue_order_id_source": "autogenerated" if rng.random() < 0.85 else "user_defined",
+                "is_revenue_verified": rng.choices(("true", "undefined", "false"), weights=(80, 15, 5))[0],
+                "event_datetime": clock.fmt(when), "event_name": "purchase" if sign > 0 else "refund",
+                "event_receive_datetime": clock.fmt(recv), "event_receive_timestamp": str(recv),
+                "event_timestamp": str(when),
+            })  # fmt: skip
+
+    for visit in visits:
+        for ts in visit.ad_impressions:
+            if rng.random() >= 0.85:
+                continue  # the network reported no revenue for this impression
+            network, unit, _wn = _pick(rng, _AD_NETWORKS)
+            ad_type, (low, high), _wt = _pick(rng, _AD_TYPES)
+            amount = rng.uniform(low, high)
+            ad_currency = "RUB" if network == "Yandex" and rng.random() < 0.2 else "USD"
+            if ad_currency == "RUB":
+                amount *= 90
+            placement_id, placement_name = rng.choice(_AD_PLACEMENTS)
+            when = min(day_end - 1, ts + rng.randint(0, 2))
+            recv = when + _receive_delay(rng)
+            add(AD_REVENUE_EVENTS, {
+                **_device_fields(dev, visit, ipv6, app, profile_id, application_id),
+                "ad_revenue_datetime": clock.fmt(when), "ad_revenue_timestamp": str(when),
+                "ad_revenue_receive_datetime": clock.fmt(recv), "ad_revenue_receive_timestamp": str(recv),
+                "ad_revenue": f"{amount:.9f}" if rng.random() < 0.3 else f"{amount:.6f}",
+                "ad_revenue_currency": ad_currency, "ad_revenue_type": ad_type,
+                "ad_revenue_data_source": "autocollected" if rng.random() < 0.9 else "manual",
+                "ad_revenue_network": network, "ad_revenue_placement_id": placement_id,
+                "ad_revenue_placement_name": placement_name,
+                "ad_revenue_unit_id": unit.format(n=1_234_567 + dev.slot % 3, k=placement_id.count("_")),
+                "ad_revenue_unit_name": f"{ad_type}_{placement_id}",
+                "ad_revenue_precision": rng.choice(("publisher_defined", "estimated", "precise")),
+                "ad_revenue_payload": json.dumps({"layout": placement_id, "ab": "B"}) if rng.random() < 0.3 else "",
+            })  # fmt: skip
+
+    crash_rate = 0.02 if dev.os_name == "android" else 0.01
+    for visit in visits:
+        if rng.random() < crash_rate:
+            name, trace = rng.choice(_CRASHES[dev.os_name])
+            when = moment(visit)
+            recv = when + (_receive_delay(rng) if rng.random() < 0.5 else rng.randint(30, 7200))  # sent on next launch
+            add(CRASHES, {
+                **_device_fields(dev, visit, ipv6, app, profile_id, application_id),
+                "crash": trace, "crash_datetime": clock.fmt(when), "crash_timestamp": str(when),
+                "crash_group_id": str(_rng("crash_group", dev.os_name, name).getrandbits(63)),
+                "crash_id": str(rng.getrandbits(64)), "crash_name": name,
+                "crash_receive_datetime": clock.fmt(recv), "crash_receive_timestamp": str(recv),
+            })  # fmt: skip
+        if rng.random() < 0.05:
+            for _ in range(1 if rng.random() < 0.7 else 2):
+                error_id, error_name, details = rng.choice(_ERRORS)
+                when = moment(visit)
+                recv = when + _receive_delay(rng)
+                add(ERRORS, {
+                    **_device_fields(dev, visit, ipv6, app, profile_id, application_id),
+                    "error": details.format(n=rng.randrange(10**5, 10**6)), "error_datetime": clock.fmt(when),
+                    "error_timestamp": str(when), "error_id": error_id, "error_name": error_name,
+                    "error_receive_datetime": clock.fmt(recv), "error_receive_timestamp": str(recv),
+                })  # fmt: skip
+
+
 @functools.lru_cache(maxsize=8)  # ~20 MB per day at 2000 devices
 def _simulate_day(
     application_id: str, day: dt.date, tz: ZoneInfo, devices: int, seed: int, anomaly_rate: float
 ) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """All four resources of one day, as tuples in field order (cached; callers get fresh dicts)."""
+    """Every resource of one day, as tuples in field order (cached; callers get fresh dicts)."""
     ordinal = day.toordinal()
     day_start, day_end = _local_day_bounds(day, tz)
     day_len = day_end - day_start
@@ -557,6 +802,7 @@ def _simulate_day(
     sessions: list[tuple[str, ...]] = []
     installs: list[tuple[str, ...]] = []
     profiles: list[tuple[str, ...]] = []
+    extra: dict[str, list[tuple[str, ...]]] = {r.name: [] for r in _EXTRA_RESOURCES}
     event_names = [n for n, _ in _EVENT_NAMES]
     huge_event_done = rng.random() >= 0.3  # on ~30 % of days one event carries a field of ~131000 chars
 
@@ -577,6 +823,7 @@ def _simulate_day(
         travelling = rng.random() < 0.03
         ipv6 = f"{dev.ipv6_prefix}::{rng.randrange(1, 0xFFFF):x}" if rng.random() < 0.6 else ""
         first_start = day_start + starts[0]
+        visits: list[_Visit] = []
         day_sessions = 0
         for k, offset in enumerate(starts):
             start_ts = day_start + offset
@@ -590,6 +837,7 @@ def _simulate_day(
             if conn == "cell" and not dev.operator:
                 conn = "wifi"
             device_part = _device_part(dev, city, country, conn, ipv6)
+            visits.append(_Visit(session_id, start_ts, start_ts, city, country, conn, []))
             recv = start_ts + _receive_delay(rng)
             sessions.append(
                 (
@@ -642,9 +890,14 @@ def _simulate_day(
                 if anomaly_rate and rng.random() < anomaly_rate:
                     _spoil(rng, row)
                 events.append(tuple(row))
+                visits[-1].last_ts = ts
+                if name == "ad_impression":
+                    visits[-1].ad_impressions.append(ts)
                 if rng.random() < DUPLICATE_RATE:
                     events.append(tuple(row))  # the SDK re-sent the same event
 
+        _money_and_stability(extra, dev, ordinal, day_end, visits, clock, ipv6, (version, build, sdk, package),
+                             profile_id, application_id)  # fmt: skip
         if installed_today:
             install_ts = max(day_start, first_start - rng.randint(5, 120))
             recv = install_ts + _receive_delay(rng)
@@ -701,6 +954,7 @@ def _simulate_day(
         SESSIONS_STARTS.name: tuple(sessions),
         INSTALLATIONS.name: tuple(installs),
         PROFILES_V2.name: tuple(profiles),
+        **{name: tuple(rows) for name, rows in extra.items()},
     }
     for name, rows in result.items():
         width = len(RESOURCES[name].fields)

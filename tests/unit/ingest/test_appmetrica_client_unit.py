@@ -65,7 +65,7 @@ def test_request_params_omit_dates_for_dateless_resources(client, monkeypatch):
     assert params["fields"] == "token_datetime,appmetrica_device_id"
 
 
-@pytest.mark.parametrize("bad", ["crashes", "../events", "", "EVENTS"])
+@pytest.mark.parametrize("bad", ["push_tokens", "../events", "", "EVENTS"])
 def test_unknown_resource_is_refused_before_any_request(client, bad, tmp_path):
     with pytest.raises(ConfigError, match="unknown AppMetrica resource"):
         client.export(bad, dt.date(2026, 11, 1), tmp_path)

@@ -44,7 +44,7 @@ def empty_bronze(write_bronze: Callable[..., Path]) -> Callable[..., None]:
     """Give every resource an export with a header and no rows (tests then overwrite the ones they need)."""
 
     def _fill(day: dt.date = DAY) -> None:
-        for name in ("events", "sessions_starts", "installations", "profiles_v2"):
+        for name in RESOURCES:
             write_bronze(name, [], day=day)
 
     return _fill

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import gzip
 import json
 
@@ -201,6 +202,12 @@ def test_every_silver_row_is_traceable_to_a_bronze_record(layout, write_bronze, 
     empty_bronze()
     write_bronze("events", [event(event_json=TRICKY_JSON, session_id=str(i)) for i in range(1, 4)])
     write_bronze("profiles_v2", [row("profiles_v2", profile_id="u1", custom_attributes='{"a": {"b": 1}}')])
+    write_bronze("revenue_events", [row("revenue_events", appmetrica_device_id="1",
+                                        event_datetime="2026-11-01 10:00:00", revenue_price="4.99")])  # fmt: skip
+    write_bronze("ad_revenue_events", [row("ad_revenue_events", appmetrica_device_id="1", ad_revenue="0.001",
+                                           ad_revenue_datetime="2026-11-01 10:00:00")])  # fmt: skip
+    write_bronze("crashes", [row("crashes", appmetrica_device_id="1", crash_datetime="2026-11-01 10:00:00")])
+    write_bronze("errors", [row("errors", appmetrica_device_id="1", error_datetime="2026-11-01 10:00:00")])
     build_silver(DAY, layout)
     for table in SILVER_TABLES:
         rows = read(layout, table).to_pylist()
@@ -302,3 +309,31 @@ def test_extra_export_column_is_reported_not_dropped_silently(layout, write_bron
     drift = json.loads((layout.reports / "schema_drift" / "date=2026-11-01" / "drift.json").read_text())
     assert drift == {"date": "2026-11-01", "extra_columns": {"events": ["session_type"]}, "type_mismatches": {}}
     assert b"session_type" in gzip.decompress(path.read_bytes())  # still in bronze
+
+
+def test_revenue_amounts_are_exact_decimals_deduplicated_and_bad_ones_quarantined(layout, write_bronze, empty_bronze,
+                                                                                  monkeypatch):  # fmt: skip
+    monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "0.5")
+    empty_bronze()
+
+    def purchase(price: str, order: str) -> dict[str, str]:
+        return row("revenue_events", appmetrica_device_id=BIG_ID, event_datetime="2026-11-01 01:30:00",
+                   event_timestamp="1762036200", revenue_price=price, revenue_currency="RUB", revenue_quantity="2",
+                   revenue_order_id=order, is_revenue_verified="undefined")  # fmt: skip
+
+    prices = ("0.1", "0.1", "-449.00", "0.0000000015", "1,99", "NaN")  # the second is a duplicate of the first
+    write_bronze("revenue_events", [purchase(p, order) for p, order in zip(prices, "aabcde", strict=True)])
+    summary = build_silver(DAY, layout)
+
+    table = read(layout, "revenue_events")
+    assert table.schema.field("revenue_price").type == pa.decimal128(38, 9)
+    assert table.column("revenue_price").to_pylist() == [
+        decimal.Decimal("0.100000000"),
+        decimal.Decimal("-449.000000000"),
+        decimal.Decimal("0.000000002"),
+    ]  # half to even at 1e-9; never a binary float
+    assert table.column("event_date").to_pylist() == [DAY] * 3
+    assert table.column("appmetrica_device_id").to_pylist() == [int(BIG_ID)] * 3
+    assert len(set(table.column("record_id").to_pylist())) == 3
+    stats = summary["resources"]["revenue_events"]
+    assert stats["duplicates"] == 1 and stats["quarantined_by_reason"] == {"invalid_decimal": 2}
