@@ -7,22 +7,19 @@ Connections come from the same places as in Airflow: ``AIRFLOW_CONN_APPMETRICA_D
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
 
 from lakehouse import s3tools, sources_cli
+from lakehouse.console import result_json, results_apart
 from lakehouse.features import cli as features_cli
 from lakehouse.settings import ConfigError, data_dir_problem
 
 BAD_INPUT = 2  # a refused argument, setting or declaration
 FAILED = 1  # the work itself failed (an API, the disk, a quality gate)
-
-
-def _print(obj: object) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
 def report_error(command: str, exc: BaseException, *, debug: bool = False) -> int:
@@ -86,43 +83,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    from lakehouse import local_airflow, pipeline
-
+    # Commands with a result print it alone on stdout; the ones that drive Airflow or a server talk as they go.
+    talkative = args.command in ("dags-test", "demo", "airflow", "docs", "demo-server") or (
+        args.command == "sources" and args.sources_command == "demo-server"
+    )
     try:
-        if args.command == "run":
-            _print(pipeline.run_day(args.date))
-        elif args.command == "backfill":
-            results = pipeline.backfill(args.first, args.last, parallel=args.parallel)
-            _print(results)
-            return 0 if all(r["status"] == "success" for r in results) else 1
-        elif args.command == "extract":
-            _print(pipeline.extract(args.resource, args.date))
-        elif args.command == "silver":
-            _print(pipeline.silver(args.date))
-        elif args.command == "gold":
-            _print(pipeline.gold(args.date, full_refresh=args.full_refresh))
-        elif args.command == "publish":
-            _print(pipeline.publish(args.date, run_id="cli"))
-        elif args.command == "dags-test":
-            return local_airflow.dags_test(args.date)
-        elif args.command == "demo":
-            return local_airflow.demo(args.date)
-        elif args.command == "airflow":
-            return local_airflow.standalone()
-        elif args.command == "docs":
-            return local_airflow.docs(serve=args.serve, port=args.port)
-        elif args.command == "features":
-            return features_cli.run(args)
-        elif args.command == "demo-server":
-            from ingest.appmetrica.demo.__main__ import main as server_main
-
-            return server_main(args.args)
-        elif args.command == "s3":
-            return s3tools.run(args)
-        elif args.command == "sources":
-            return sources_cli.run(args)
+        with contextlib.nullcontext() if talkative else results_apart():
+            return _dispatch(args)
     except Exception as exc:
         return report_error(args.command, exc, debug=args.debug)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from lakehouse import local_airflow, pipeline
+
+    if args.command == "run":
+        result_json(pipeline.run_day(args.date))
+    elif args.command == "backfill":
+        results = pipeline.backfill(args.first, args.last, parallel=args.parallel)
+        result_json(results)
+        return 0 if all(r["status"] == "success" for r in results) else 1
+    elif args.command == "extract":
+        result_json(pipeline.extract(args.resource, args.date))
+    elif args.command == "silver":
+        result_json(pipeline.silver(args.date))
+    elif args.command == "gold":
+        result_json(pipeline.gold(args.date, full_refresh=args.full_refresh))
+    elif args.command == "publish":
+        result_json(pipeline.publish(args.date, run_id="cli"))
+    elif args.command == "dags-test":
+        return local_airflow.dags_test(args.date)
+    elif args.command == "demo":
+        return local_airflow.demo(args.date)
+    elif args.command == "airflow":
+        return local_airflow.standalone()
+    elif args.command == "docs":
+        return local_airflow.docs(serve=args.serve, port=args.port)
+    elif args.command == "features":
+        return features_cli.run(args)
+    elif args.command == "demo-server":
+        from ingest.appmetrica.demo.__main__ import main as server_main
+
+        return server_main(args.args)
+    elif args.command == "s3":
+        return s3tools.run(args)
+    elif args.command == "sources":
+        return sources_cli.run(args)
     return 0
 
 

@@ -413,8 +413,12 @@ def date_range(first: str | dt.date, last: str | dt.date, *, max_days: int = 366
 
 
 def _run_day_in_child(day: str) -> dict[str, Any]:
+    import contextlib
+    import sys
+
     try:
-        summary = run_day(day, run_id=f"backfill__{day}")
+        with contextlib.redirect_stdout(sys.stderr):  # the parent's stdout carries the results alone
+            summary = run_day(day, run_id=f"backfill__{day}")
         return {"date": day, "status": summary["status"]}
     except Exception as exc:  # reported by the parent, with the summary the failed run wrote
         return {"date": day, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import mimetypes
 import os
 import shutil
@@ -38,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lakehouse.console import result, result_json
 from lakehouse.settings import DEFAULT_S3_PREFIX, ConfigError, Layout
 
 DEFAULT_PAGE_SIZE = 1000
@@ -455,24 +455,24 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "ls":
             entries = tools.ls(args.prefix, args.page_size)
             if args.json:
-                print(json.dumps([e.as_dict() for e in entries], indent=2))
+                result_json([e.as_dict() for e in entries])
             else:
-                print("\n".join(format_listing(entries)) if entries else "(nothing there)")
+                result("\n".join(format_listing(entries)) if entries else "(nothing there)")
             return 0
         if cmd == "info":
-            result = tools.info(args.key)
-            print(json.dumps(result, indent=2))
-            return 0 if result["exists"] else 1
+            info = tools.info(args.key)
+            result_json(info)
+            return 0 if info["exists"] else 1
         if cmd == "get":
-            result = tools.get(args.key, Path(args.dest) if args.dest else None)
-            print(f"downloaded {result['uri']} ({result['size']:,} bytes) -> {result['dest']}")
+            got = tools.get(args.key, Path(args.dest) if args.dest else None)
+            result(f"downloaded {got['uri']} ({got['size']:,} bytes) -> {got['dest']}")
         elif cmd == "put":
-            result = tools.put(Path(args.file), args.key)
-            how = f"multipart, {result['parts']} parts" if result["parts"] > 1 else "single request"
-            print(f"uploaded {args.file} -> {result['uri']} ({result['size']:,} bytes, {how}, ETag {result['etag']})")
+            put = tools.put(Path(args.file), args.key)
+            how = f"multipart, {put['parts']} parts" if put["parts"] > 1 else "single request"
+            result(f"uploaded {args.file} -> {put['uri']} ({put['size']:,} bytes, {how}, ETag {put['etag']})")
         elif cmd == "rm":
-            result = tools.rm(args.key, force=args.force)
-            print(f"deleted {result['uri']} ({result['size']:,} bytes)")
+            gone = tools.rm(args.key, force=args.force)
+            result(f"deleted {gone['uri']} ({gone['size']:,} bytes)")
     except S3ToolsError as exc:
         print(f"lakehouse s3 {args.s3_command}: {exc}", file=sys.stderr)
         return 2 if str(exc).startswith("refusing") else 1

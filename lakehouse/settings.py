@@ -7,6 +7,7 @@ derived from a DAG Param or a CLI argument can point outside ``LAKEHOUSE_DATA_DI
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -88,6 +89,9 @@ def app_timezone() -> ZoneInfo:
         raise ConfigError(f"LAKEHOUSE_APP_TIMEZONE={name!r} is not a known IANA time zone") from None
 
 
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def data_dir_problem(exc: BaseException) -> str | None:
     """What ``exc`` (or an error it was raised from) says about ``LAKEHOUSE_DATA_DIR``, when it is a file-system
     error on a path under it (a read-only or unusable data folder), else None."""
@@ -95,7 +99,7 @@ def data_dir_problem(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.filename:
+        if isinstance(current, OSError) and current.errno in _UNWRITABLE and current.filename:
             root = Layout.from_env().root
             path = Path(os.fsdecode(current.filename)).absolute()
             if path == root or root in path.parents:

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lakehouse.console import result, result_json
+
 DEMO_CONNECTION_SOURCE = "vacancies"
 
 
@@ -62,10 +64,6 @@ def add_parser(sub: Any) -> None:
     server.add_argument("--per-day", type=int, help="vacancies published per day")
 
 
-def _print(obj: object) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the ``sources`` subcommand parsed into ``args``; return the exit status (1 when a step failed)."""
     from ingest.sources.rest_api.helpers import RestSourceError
@@ -89,28 +87,28 @@ def _run(args: argparse.Namespace) -> int:
         for spec in load_declarations().values():
             resources = ", ".join(f"{n} ({r.write_disposition}, key {', '.join(r.primary_key) or '-'})"
                                   for n, r in spec.resources.items())  # fmt: skip
-            print(f"{spec.name:<20} {spec.kind:<9} DAG {spec.dag_id:<28} {resources}")
+            result(f"{spec.name:<20} {spec.kind:<9} DAG {spec.dag_id:<28} {resources}")
         return 0
     if cmd == "run":
-        _print(sources.run(args.source, args.date))
+        result_json(sources.run(args.source, args.date))
     elif cmd == "extract":
         spec = sources.spec(args.source)
         names = [args.resource] if args.resource else list(spec.resources)
-        _print([sources.extract(args.source, name, args.date) for name in names])
+        result_json([sources.extract(args.source, name, args.date) for name in names])
     elif cmd == "silver":
-        _print(sources.silver(args.source, args.date))
+        result_json(sources.silver(args.source, args.date))
     elif cmd == "gold":
-        _print(sources.gold(args.source))
+        result_json(sources.gold(args.source))
     elif cmd == "pick-up":
-        _print(sources.pick_up(args.source))
+        result_json(sources.pick_up(args.source))
     elif cmd == "dbt-sources":
         from transforms.sources.dbt import dbt_sources_yaml, write_dbt_sources
 
         spec = sources.spec(args.source)
         if args.write:
-            print(write_dbt_sources(spec))
+            result(str(write_dbt_sources(spec)))
         else:
-            sys.stdout.write(dbt_sources_yaml(spec))
+            result(dbt_sources_yaml(spec).rstrip("\n"))
     elif cmd == "dags-test":
         return dags_test(args.source, args.date, demo=args.demo)
     elif cmd == "demo-server":

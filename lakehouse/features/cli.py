@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from lakehouse.console import result, result_json
 
 _LIST_COLUMNS = ("name", "role", "value_type", "window", "entity", "owner", "tags", "version")
 
@@ -54,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         if args.model and not entries:
             raise features.FeatureError(f"no gold model {args.model!r} in the registry")
         if args.json:
-            print(json.dumps(registry if not args.model else {**registry, "features": entries}, indent=2))
+            result_json(registry if not args.model else {**registry, "features": entries})
             return 0
-        print(f"feature set version {registry['feature_set_version']}: {len(entries)} columns")
-        print(format_table(entries, _LIST_COLUMNS))
+        result(f"feature set version {registry['feature_set_version']}: {len(entries)} columns")
+        result(format_table(entries, _LIST_COLUMNS))
     elif command == "historical":
         table = features.historical_table(
             read_entities(args.entities),
@@ -66,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
             include_feature_dates=not args.no_feature_dates,
         )
         path = write_result(table, args.out)
-        print(json.dumps({"out": str(path), "rows": table.num_rows, "columns": table.column_names}))
+        result_json({"out": str(path), "rows": table.num_rows, "columns": table.column_names}, indent=None)
     elif command == "latest":
         found = features.LatestFeatureStore(args.source).lookup(args.device_id)
         if found is None:
             raise features.FeatureError(f"no features for device {args.device_id}")
-        print(json.dumps(found, indent=2, default=str))
+        result_json(found)
     elif command == "latency":
-        print(json.dumps(features.lookup_latency(args.n, source=args.source, through=args.through), indent=2))
+        result_json(features.lookup_latency(args.n, source=args.source, through=args.through))
     return 0

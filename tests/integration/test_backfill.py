@@ -56,7 +56,7 @@ def test_four_dates_in_parallel_equal_one_by_one(tmp_path):
         serial = _backfill(tmp_path / "serial", api.url, 1)
     for proc in (parallel, serial):
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-        results = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") :])  # the CLI prints the results last
+        results = json.loads(proc.stdout)  # stdout holds the results alone (logs go to stderr)
         assert [r["date"] for r in results] == ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
         assert {r["status"] for r in results} == {"success"}
     output = parallel.stdout + parallel.stderr
