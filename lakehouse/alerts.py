@@ -249,3 +249,24 @@ class LakehouseNotifier(BaseNotifier):
             deliver(context, self.event, load_channel(self.conn_id))
         except ConfigError as exc:
             raise AlertError(f"{self.event} alert not sent: {exc}") from None
+
+
+def alert_empty_days(dag_id: str, day: str, empty: dict[str, list[str]], conn_id: str = ALERTS_CONN_ID) -> bool:
+    """Announce days whose export was empty (``{day: [tables]}``) on the alerts channel, when there is one.
+
+    An empty day is a fact to report, not a failure: a channel that is missing, malformed or
+    unreachable is logged and the run goes on. Returns whether a message was delivered.
+    """
+    days = "; ".join(f"{when}: {', '.join(tables)}" for when, tables in sorted(empty.items()))
+    message = {"text": f"EMPTY EXPORT: {dag_id} run for {day}\nno rows in {days}\n(reported, not failed)",
+               "event": "empty", "dag_id": dag_id, "day": day, "empty": empty}  # fmt: skip
+    try:
+        channel = load_channel(conn_id)
+        if channel is None:
+            log.info("no %s connection: the empty export is only reported (%s)", conn_id, days)
+            return False
+        channel.send(message)
+    except (ConfigError, AlertError) as exc:
+        log.warning("empty export alert not sent: %s", exc)
+        return False
+    return True

@@ -113,6 +113,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     block("silver rows per table", report["silver_rows"])
     block("quarantined rows per resource", report["quarantined_rows"])
     block("duplicate rows removed", report["duplicates_removed"])
+    for when, tables in sorted((report.get("empty_days") or {}).items()):
+        lines.append(f"empty export on {when}: no rows in {', '.join(tables)} (reported, not failed)")
     marts = report["gold"].get("marts", {})
     block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
     published = report["published"]

@@ -24,6 +24,8 @@ S3_CONN_ID = "lakehouse_s3"
 LOOKBACK_ENV = "LAKEHOUSE_LOOKBACK_DAYS"
 DEFAULT_LOOKBACK_DAYS = 3
 MAX_LOOKBACK_DAYS = 30
+ROW_FLOOR_ENV = "LAKEHOUSE_ROW_FLOOR"
+ROW_FLOOR_CHOICES = ("run_day", "all", "none")
 # The exported resources, in the order the contract lists them (ingest owns the list).
 RESOURCES = tuple(APPMETRICA_RESOURCES)
 
@@ -62,6 +64,15 @@ def lookback_days() -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LOOKBACK_DAYS:
         raise ConfigError(f"{LOOKBACK_ENV} must be a whole number of days from 0 to {MAX_LOOKBACK_DAYS}, got {raw!r}")
     return int(raw)
+
+
+def row_floor_days() -> str:
+    """Which checked days the suites' row-count floors fail (``LAKEHOUSE_ROW_FLOOR``): ``run_day`` (default: the
+    run's own day; an empty lookback day is reported, not failed), ``all`` or ``none`` (empty days only reported)."""
+    raw = os.environ.get(ROW_FLOOR_ENV, "").strip() or ROW_FLOOR_CHOICES[0]
+    if raw not in ROW_FLOOR_CHOICES:
+        raise ConfigError(f"{ROW_FLOOR_ENV} must be one of {', '.join(ROW_FLOOR_CHOICES)}, got {raw!r}")
+    return raw
 
 
 def window(day: str | dt.date, lookback: int | None = None) -> list[dt.date]:
@@ -211,28 +222,43 @@ def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) ->
 def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str, Any]:
     """Run the Great Expectations suites on the silver of ``day`` and of ``days`` (rebuilt lookback days).
 
-    Raises when any expectation fails on any of them.
+    Raises when any expectation fails on any of them. A table with a row-count floor but no row on a
+    day the floor does not apply to (see :func:`row_floor_days`) is an empty export: listed in ``empty``
+    ({day: [tables]}), logged and sent to the alerts channel when there is one, not a failure.
     """
     from transforms.quality.gx_gate import run_gate
     from transforms.silver.schemas import SILVER_TABLES
 
     day = parse_day(day)
     checked = sorted({day, *(parse_day(d) for d in days or [])})
+    floor = row_floor_days()
     layout = Layout.from_env()
     lake = _lake(layout)
     result: dict[str, Any] = {}
+    empty: dict[str, list[str]] = {}
     for when in checked:
         for table in SILVER_TABLES:
             lake.hydrate(_rel(layout, layout.silver(table, when)))
+        enforce = floor == "all" or (floor == "run_day" and when == day)
         with exclusive("gx_docs"):  # one Data Docs site for every date
-            result = run_gate(when, Layout.from_env())
+            result = run_gate(when, Layout.from_env(), with_row_floor=enforce)
         log.info("quality gate %s passed for %d silver tables; Data Docs: %s", when, len(result["tables"]),
                  result.get("data_docs"))  # fmt: skip
+        if result["empty"]:
+            empty[when.isoformat()] = result["empty"]
+            log.warning("empty export for %s: no rows in %s (%s=%s: reported, not failed)", when,
+                        ", ".join(result["empty"]), ROW_FLOOR_ENV, floor)  # fmt: skip
+    if empty:
+        from lakehouse.alerts import alert_empty_days
+
+        alert_empty_days(DAG_ID, day.isoformat(), empty)
     return {
         "success": result["success"],
         "days": [d.isoformat() for d in checked],
         "evaluated": {t: r["evaluated"] for t, r in result["tables"].items()},
         "data_docs": result.get("data_docs"),
+        "row_floor": floor,
+        "empty": empty,
     }
 
 
@@ -359,6 +385,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "schema_drift": silver_summary.get("schema_drift", {}),
         "type_mismatches": silver_summary.get("type_mismatches", {}),
         "duplicates_removed": {r: s["duplicates"] for r, s in silver_summary.get("resources", {}).items()},
+        "empty_days": (steps.get("quality") or {}).get("empty", {}),
         "quality_gate": steps.get("quality") or {},
         "gold": steps.get("gold") or {},
         "published": steps.get("publish") or {},

@@ -62,13 +62,28 @@ def docs_dir(layout: Layout) -> Path:
     return layout.root / "docs" / "gx"
 
 
-def load_suite(table: str) -> dict[str, Any]:
-    """The suite of ``table`` as a dict (GX 1.x suite JSON), with derived columns added to the column set."""
+ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+def row_floor(table: str) -> int:
+    """The fewest rows the suite of ``table`` expects in a day (0: none, an empty day is normal)."""
+    suite = json.loads((SUITES_DIR / f"{table}.json").read_text(encoding="utf-8"))
+    return max([e["kwargs"].get("min_value") or 0 for e in suite["expectations"] if e["type"] == ROW_COUNT] or [0])
+
+
+def load_suite(table: str, *, with_row_floor: bool = True) -> dict[str, Any]:
+    """The suite of ``table`` as a dict (GX 1.x suite JSON), with derived columns added to the column set.
+
+    ``with_row_floor=False`` lowers a row-count floor to 0: the count is still checked and reported, and
+    an empty day passes (a lookback day before the app's first exported day, say).
+    """
     suite = json.loads((SUITES_DIR / f"{table}.json").read_text(encoding="utf-8"))
     derived = [e["kwargs"]["column"] for e in suite["expectations"] if (e.get("meta") or {}).get("derived_column")]
     for exp in suite["expectations"]:
         if exp["type"] == "expect_table_columns_to_match_set":
             exp["kwargs"]["column_set"] = list(exp["kwargs"]["column_set"]) + derived
+        if exp["type"] == ROW_COUNT and not with_row_floor:
+            exp["kwargs"]["min_value"] = 0
     return suite
 
 
@@ -212,12 +227,15 @@ def _context(site_dir: Path | None) -> Any:
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
-def run_gate(day: dt.date, layout: Layout | None = None, *, build_docs: bool = True) -> dict[str, Any]:
+def run_gate(
+    day: dt.date, layout: Layout | None = None, *, build_docs: bool = True, with_row_floor: bool = True
+) -> dict[str, Any]:
     """Validate every silver table of ``day``; return the summary or raise :class:`QualityGateError`.
 
-    Returns ``{"success", "day", "tables": {table: {"success", "evaluated", "rows", "files",
-    "failed": [{"expectation", "column", "observed", "examples"[, "note"]}]}}}`` plus ``"data_docs"`` (path of
-    the site's ``index.html``) when ``build_docs``.
+    Returns ``{"success", "day", "row_floor", "empty", "tables": {table: {"success", "evaluated", "rows",
+    "files", "failed": [{"expectation", "column", "observed", "examples"[, "note"]}]}}}`` plus ``"data_docs"``
+    (path of the site's ``index.html``) when ``build_docs``. ``empty`` lists the tables with a row-count floor
+    that have no row that day; ``with_row_floor=False`` reports them instead of failing (see :func:`load_suite`).
     """
     _quiet_gx()
     import great_expectations as gx
@@ -229,13 +247,16 @@ def run_gate(day: dt.date, layout: Layout | None = None, *, build_docs: bool = T
         site_dir.mkdir(parents=True, exist_ok=True)
     context = _context(site_dir)
     source = context.data_sources.add_pandas("silver")
-    summary: dict[str, Any] = {"success": True, "day": day.isoformat(), "tables": {}}
+    summary: dict[str, Any] = {"success": True, "day": day.isoformat(), "row_floor": with_row_floor, "empty": [],
+                               "tables": {}}  # fmt: skip
     for table in SILVER_TABLES:
         frame, n_files = read_partition(table, day, layout)
         rows = len(frame)
         frame = add_derived_columns(table, frame)
         batch = source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe(f"{table}_whole")
-        suite = context.suites.add(gx.ExpectationSuite(**load_suite(table)))
+        suite = context.suites.add(gx.ExpectationSuite(**load_suite(table, with_row_floor=with_row_floor)))
+        if rows == 0 and row_floor(table) > 0:
+            summary["empty"].append(table)
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"silver_{table}_{day.isoformat()}", data=batch, suite=suite)
         )
