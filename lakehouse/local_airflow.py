@@ -62,6 +62,7 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
     if env.get("AIRFLOW_CONN_APPMETRICA_DEFAULT"):
         yield "the appmetrica_default connection from the environment"
         return
+    from ingest.appmetrica.demo.generator import PROFILE_ATTRIBUTES
     from ingest.appmetrica.demo.server import DemoLogsApiServer
 
     token = secrets.token_urlsafe(24)
@@ -76,8 +77,10 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
                 "password": token,
                 # The demo server answers 429 beyond 3 queued exports (as the real API limits them); the
                 # four extracts run in parallel under `make airflow`, so the demo waits 2 s, not 60 s.
+                # profile_attributes: the custom profile attributes the demo app sets, exported by name.
                 "extra": {"application_id": DEMO_APPLICATION_ID, "poll_interval_seconds": 0.2,
-                          "poll_timeout_seconds": 120, "quota_wait_seconds": 2},
+                          "poll_timeout_seconds": 120, "quota_wait_seconds": 2,
+                          "profile_attributes": list(PROFILE_ATTRIBUTES)},
             }
         )  # fmt: skip
         yield f"the local demo Logs API server at {server.url}"

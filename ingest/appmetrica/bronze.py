@@ -34,7 +34,8 @@ def extract_resource(
 
     The partition holds the part files exactly as received (``<resource>.part-00000-of-00001.csv.gz``)
     and ``_manifest.json``: source, resource, date, format, application_id, the request (path and
-    params, never the token), every part (file, part_number, parts_count, http_status,
+    params, never the token), the requested ``fields`` (documented fields, then any custom profile
+    attributes), every part (file, part_number, parts_count, http_status,
     content_encoding, bytes, sha256, rows), the totals and ``extracted_at`` (UTC).
 
     ``layout`` defaults to ``Layout.from_env()``. A given ``client`` is used as is (its settings win and
@@ -64,7 +65,7 @@ def extract_resource(
                     "path": api.export_path(res.name),
                     "params": api.request_params(res.name, day),
                 },
-                "fields": list(res.fields),
+                "fields": list(api.requested_fields(res.name)),
                 "parts_count": len(parts),
                 "parts": [p.as_dict() for p in parts],
                 "rows": sum(p.rows for p in parts),

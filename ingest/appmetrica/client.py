@@ -35,7 +35,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from ingest.appmetrica.resources import RESOURCES, Resource
+from ingest.appmetrica.resources import RESOURCES, Resource, requested_fields
 from ingest.appmetrica.settings import AppMetricaSettings
 from lakehouse.fsutil import atomic_file
 from lakehouse.settings import ConfigError, parse_day
@@ -177,6 +177,11 @@ class LogsApiClient:
         """The full export URL (base URL + path; the base URL never holds credentials)."""
         return self.settings.base_url + self.export_path(resource)
 
+    def requested_fields(self, resource: str) -> tuple[str, ...]:
+        """The fields requested for ``resource``: its documented fields, plus the configured custom profile
+        attributes for profiles_v2."""
+        return requested_fields(get_resource_checked(resource), self.settings.profile_attributes)
+
     def request_params(self, resource: str, day: dt.date | str) -> dict[str, str]:
         """Query parameters of the unsplit export of ``resource`` for ``day`` (no token: it is a header)."""
         res = get_resource_checked(resource)
@@ -185,7 +190,7 @@ class LogsApiClient:
         if res.takes_dates:
             params["date_since"] = f"{day.isoformat()} 00:00:00"
             params["date_until"] = f"{day.isoformat()} 23:59:59"
-        params["fields"] = ",".join(res.fields)
+        params["fields"] = ",".join(self.requested_fields(res.name))
         params["date_dimension"] = "default"
         params["use_utf8_bom"] = "false"
         return params

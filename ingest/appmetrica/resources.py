@@ -1,13 +1,16 @@
 """The Logs API resources this project exports, with the fields requested for each.
 
-The field lists are the bronze contract: the client asks for exactly these, the demo server
-serves exactly these (in this order), and the silver jobs read them by name.
+The field lists are the bronze contract: the client asks for exactly these (plus, for profiles_v2, the custom
+profile attributes configured in the connection: :func:`requested_fields`), and the silver jobs read them by name.
+Every field here is documented for its resource in the field catalogue (``fields.yml``, :mod:`.catalogue`); a unit
+test keeps it so. The demo server validates requests against the catalogue, never against these lists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The device fields events and sessions_starts document (both also document device_ipv6 and original_device_model).
 _DEVICE_FIELDS = (
     "appmetrica_device_id",
     "city",
@@ -29,6 +32,9 @@ _DEVICE_FIELDS = (
     "os_version",
     "windows_aid",
 )
+# installations documents neither device_ipv6 (it has install_ipv6 and click_ipv6, requested instead) nor
+# original_device_model.
+_INSTALL_DEVICE_FIELDS = tuple(f for f in _DEVICE_FIELDS if f not in ("device_ipv6", "original_device_model"))
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,15 @@ class Resource:
 
     ``date_field`` is the ``*_datetime`` field that places a row in the application's local day.
     ``takes_dates`` is False for resources the API exports without a date window.
+    ``takes_custom_attributes`` is True where the docs let any custom attribute be requested by its own name
+    (profiles_v2): the configured names are requested after ``fields``.
     """
 
     name: str
     fields: tuple[str, ...]
     date_field: str | None
     takes_dates: bool = True
+    takes_custom_attributes: bool = False
 
 
 EVENTS = Resource(
@@ -61,7 +70,6 @@ EVENTS = Resource(
         "app_build_number",
         "app_package_name",
         "app_version_name",
-        "appmetrica_sdk_version",
         "application_id",
     ),
     date_field="event_datetime",
@@ -75,13 +83,11 @@ SESSIONS_STARTS = Resource(
         "session_start_receive_datetime",
         "session_start_receive_timestamp",
         "session_id",
-        "installation_id",
         "profile_id",
         *_DEVICE_FIELDS,
         "app_build_number",
         "app_package_name",
         "app_version_name",
-        "appmetrica_sdk_version",
         "application_id",
     ),
     date_field="session_start_datetime",
@@ -101,7 +107,9 @@ INSTALLATIONS = Resource(
         "publisher_name",
         "installation_id",
         "profile_id",
-        *_DEVICE_FIELDS,
+        "install_ipv6",
+        "click_ipv6",
+        *_INSTALL_DEVICE_FIELDS,
         "app_package_name",
         "app_version_name",
         "application_id",
@@ -123,6 +131,7 @@ PROFILES_V2 = Resource(
         "appmetrica_sessions",
         "appmetrica_crashes",
         "appmetrica_errors",
+        "appmetrica_sdk_version",
         "city",
         "country_iso_code",
         "device_manufacturer",
@@ -130,9 +139,9 @@ PROFILES_V2 = Resource(
         "os_name",
         "os_version",
         "app_version_name",
-        "custom_attributes",
     ),
     date_field=None,
+    takes_custom_attributes=True,
 )
 
 # The monetisation and stability resources. Each list is the documented one in the docs' order
@@ -292,6 +301,12 @@ RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (EVENTS, SESSIONS_STARTS, INSTALLATIONS, PROFILES_V2, REVENUE_EVENTS, AD_REVENUE_EVENTS, CRASHES, ERRORS)
 }
+
+
+def requested_fields(resource: Resource, profile_attributes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The ``fields`` of a request for ``resource``: its documented fields, then the configured custom profile
+    attributes where the resource takes them (each by its own name, as the docs ask)."""
+    return resource.fields + (tuple(profile_attributes) if resource.takes_custom_attributes else ())
 
 
 def get_resource(name: str) -> Resource:

@@ -16,11 +16,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ingest.appmetrica.catalogue import is_custom_attribute_name, resource_doc
 from lakehouse.settings import ConfigError
 
 ENV_CONNECTION = "AIRFLOW_CONN_APPMETRICA_DEFAULT"
 CONNECTION_ID = "appmetrica_default"
 FORMATS = ("csv", "json")
+# The hosts the AppMetrica docs give for the API (both current; the official loader defaults to .ru).
+DOCUMENTED_HOSTS = ("api.appmetrica.yandex.ru", "api.appmetrica.yandex.com")
+# Columns silver adds to every profile row: a custom attribute cannot take one of these names.
+RESERVED_ATTRIBUTE_NAMES = frozenset({"row_hash", "bronze_file", "bronze_row", "export_date"})
 
 _APP_ID_RE = re.compile(r"^[0-9]{1,20}$")  # ASCII digits only (\d would also accept fullwidth digits)
 
@@ -60,6 +65,8 @@ class AppMetricaSettings:
       inside a body; a stalled body is dropped and retried.
     - ``max_parts`` (64): the most parts an export may be split into on "Try to use more parts".
     - ``format`` (``csv``): ``csv`` or ``json``.
+    - ``profile_attributes`` (none): the custom profile attributes to export with profiles_v2, by name
+      (``["plan", "level"]``): plain identifiers, none a documented profiles_v2 field, each once.
     """
 
     base_url: str
@@ -75,9 +82,11 @@ class AppMetricaSettings:
     backoff_cap_seconds: float = 60.0
     quota_wait_seconds: float = 60.0
     format: str = "csv"
+    profile_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _check_base_url(self.base_url))
+        object.__setattr__(self, "profile_attributes", _check_profile_attributes(self.profile_attributes))
         if not isinstance(self.token, str) or not self.token.strip():
             raise ConfigError("AppMetrica OAuth token is missing (the connection's password)")
         if any(ch.isspace() for ch in self.token):
@@ -148,6 +157,8 @@ class AppMetricaSettings:
                 options[key] = raw if kind is str else kind(raw)
             except (TypeError, ValueError):
                 raise ConfigError(f"connection {CONNECTION_ID}: extra.{key} must be a number, got {raw!r}") from None
+        if extra_dict.get("profile_attributes") is not None:
+            options["profile_attributes"] = extra_dict["profile_attributes"]
         return cls(base_url=base_url, token=str(password), application_id=str(app_id), **options)
 
     @classmethod
@@ -230,24 +241,69 @@ def _parse_extra(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:
     return dict(extra)
 
 
+_HOST_FIELD = f"the host field of the connection {CONNECTION_ID}"
+_HOST_EXAMPLES = " or ".join(f"https://{h}" for h in DOCUMENTED_HOSTS)
+
+
 def _check_base_url(value: Any) -> str:
+    """The base URL without a trailing slash. Either documented host works (https only: the token is a header);
+    any other http(s) host is taken as a local server or a proxy. Errors name the connection's host field."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            "AppMetrica base_url is missing (the connection's host, e.g. https://api.appmetrica.yandex.ru)"
-        )
+        raise ConfigError(f"AppMetrica base_url is missing: set {_HOST_FIELD} (e.g. {_HOST_EXAMPLES})")
     url = value.strip().rstrip("/")
     if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        raise ConfigError("AppMetrica base_url must not contain credentials; put the token in the password")
+        raise ConfigError(
+            f"AppMetrica base_url must not contain credentials ({_HOST_FIELD}); put the token in the password"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - validates the port
     except ValueError:
-        raise ConfigError(f"AppMetrica base_url {url!r} is not a valid URL") from None
+        raise ConfigError(f"AppMetrica base_url {url!r} is not a valid URL (set {_HOST_FIELD})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"AppMetrica base_url must start with http:// or https:// and name a host, got {url!r} "
-            "(e.g. https://api.appmetrica.yandex.ru)"
+            f"(set {_HOST_FIELD}, e.g. {_HOST_EXAMPLES})"
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"AppMetrica base_url must not have a query or fragment, got {url!r}")
+        raise ConfigError(f"AppMetrica base_url must not have a query or fragment, got {url!r} (set {_HOST_FIELD})")
+    host = parts.hostname.lower()
+    if host.endswith(("appmetrica.yandex.ru", "appmetrica.yandex.com")) and host not in DOCUMENTED_HOSTS:
+        raise ConfigError(f"AppMetrica base_url {url!r} is not a Logs API host: set {_HOST_FIELD} to {_HOST_EXAMPLES}")
+    if host in DOCUMENTED_HOSTS and (parts.scheme != "https" or parts.path not in ("", "/")):
+        raise ConfigError(
+            f"AppMetrica base_url {url!r}: the Logs API is served at https://{host} with no path; "
+            f"set {_HOST_FIELD} to https://{host}"
+        )
     return url
+
+
+def _check_profile_attributes(value: Any) -> tuple[str, ...]:
+    """The configured custom profile attribute names as a tuple; errors name the connection and the bad entry."""
+    where = f"connection {CONNECTION_ID}: extra.profile_attributes"
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigError(f'{where} must be a list of attribute names (e.g. ["plan", "level"]), got {value!r}')
+    documented = resource_doc("profiles_v2")
+    seen: set[str] = set()
+    for i, name in enumerate(value):
+        entry = f"{where}[{i}]"
+        if not isinstance(name, str) or not is_custom_attribute_name(name):
+            raise ConfigError(
+                f"{entry} = {name!r} is not a plain attribute name (letters, digits and _, not starting with a digit)"
+            )
+        if documented.is_documented(name):
+            raise ConfigError(
+                f"{entry} = {name!r} is a documented profiles_v2 field, not a custom attribute; remove it "
+                "(the documented fields the project needs are requested already)"
+            )
+        if name in RESERVED_ATTRIBUTE_NAMES:
+            raise ConfigError(
+                f"{entry} = {name!r} is a column name silver adds to every profile row "
+                f"({', '.join(sorted(RESERVED_ATTRIBUTE_NAMES))}); such an attribute cannot be exported"
+            )
+        if name in seen:
+            raise ConfigError(f"{entry} = {name!r} is listed twice")
+        seen.add(name)
+    return tuple(value)

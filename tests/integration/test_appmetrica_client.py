@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import requests
 
@@ -177,6 +178,24 @@ def test_other_resources(server, tmp_path, resource):
     manifest = extract(server, tmp_path, resource=resource)
     assert manifest["rows"] == len(expected_rows(server, resource))
     assert manifest["parts"][0]["file"] == f"{resource}.part-00000-of-00001.csv.gz"
+
+
+def test_configured_profile_attributes_are_requested_by_name_and_land_in_silver(server, tmp_path):
+    manifest = extract(server, tmp_path, resource="profiles_v2", profile_attributes=("plan", "level"))
+    fields = (*RESOURCES["profiles_v2"].fields, "plan", "level")
+    assert manifest["fields"] == list(fields)
+    assert manifest["request"]["params"]["fields"] == ",".join(fields)
+    assert server.requests[-1][2]["fields"] == ",".join(fields)
+    for resource in sorted(set(RESOURCES) - {"profiles_v2"}):
+        assert "plan" not in extract(server, tmp_path, resource=resource, profile_attributes=("plan",))["fields"]
+
+    from transforms.silver.job import build_silver
+
+    build_silver(DAY, Layout(tmp_path))
+    attrs = pq.read_table(Layout(tmp_path).silver("tmp_user_properties", DAY)).to_pylist()
+    profiles = expected_rows(server, "profiles_v2")
+    expected = {(p["profile_id"], name, p[name]) for p in profiles for name in ("plan", "level") if p[name]}
+    assert expected and {(a["profile_id"], a["attribute_name"], a["value_text"]) for a in attrs} == expected
 
 
 def test_uncompressed_body_is_stored_as_csv(server, tmp_path):

@@ -67,7 +67,9 @@ def parse_csv(text: str) -> list[dict[str, str]]:
 
 
 def rows_for(server, resource="events", day=dt.date(2026, 11, 1)):
-    return generate_rows(resource, day, application_id=APP, tz=server.tz, devices=server.devices, seed=server.seed)
+    """The generated rows of the day, reduced to the fields :func:`export` requests."""
+    rows = generate_rows(resource, day, application_id=APP, tz=server.tz, devices=server.devices, seed=server.seed)
+    return [{f: r[f] for f in RESOURCES[resource].fields} for r in rows]
 
 
 def test_status_endpoint(server):
@@ -118,8 +120,10 @@ def test_bad_parameters_are_named(server, params, status, needle):
 
 
 def test_unknown_resource_and_format(server):
-    resp = export(server, resource="push_tokens")
-    assert resp.status_code == 400 and "push_tokens" in resp.text
+    resp = export(server, resource="profiles")  # the old resource the docs replaced by profiles_v2
+    assert resp.status_code == 400 and "Unknown resource: 'profiles'" in resp.text
+    resp = export(server, resource="no_such_resource")
+    assert resp.status_code == 400 and "no_such_resource" in resp.text
     resp = export(server, fmt="xml")
     assert resp.status_code == 400 and "format" in resp.text
     resp = http_get(f"{server.url}/nope", headers={"Authorization": f"OAuth {TOKEN}"})
@@ -183,6 +187,38 @@ def test_bom_limit_field_subset_and_filters(server):
     only = until_ready(server, fields="event_name,os_name", os_name="ios")
     got = parse_csv(only.text)
     assert got and {r["os_name"] for r in got} == {"ios"}
+
+
+@pytest.mark.parametrize(
+    ("resource", "field"),
+    [
+        ("events", "appmetrica_sdk_version"),
+        ("sessions_starts", "installation_id"),
+        ("sessions_starts", "appmetrica_sdk_version"),
+        ("installations", "device_ipv6"),
+        ("installations", "original_device_model"),
+        ("events", "plan"),  # a custom attribute name only profiles_v2 takes
+        ("profiles_v2", "bad-name"),
+    ],
+)
+def test_a_field_the_docs_do_not_list_is_refused_by_name(server, resource, field):
+    resp = export(server, resource=resource, fields=",".join((*RESOURCES[resource].fields, field)))
+    assert resp.status_code == 400
+    assert f"unknown field(s) for {resource}: {field}" in resp.text
+
+
+def test_fields_are_checked_against_the_docs_not_the_client(server):
+    """Documented fields the client never asks for are served (empty when the demo has no data for them); a
+    documented resource the demo does not generate exports a header only; custom attributes come by name."""
+    installs = parse_csv(until_ready(server, resource="installations", fields="install_datetime,click_ipv6").text)
+    assert installs and list(installs[0]) == ["install_datetime", "click_ipv6"]
+    profiles = parse_csv(until_ready(server, resource="profiles_v2", fields="profile_id,android_id,plan,no_such").text)
+    assert profiles and {p["android_id"] for p in profiles} == {""} and {p["no_such"] for p in profiles} == {""}
+    assert {p["plan"] for p in profiles} >= {"free", "premium"}
+    deeplinks = until_ready(server, resource="deeplinks", fields="deeplink_url_host,appmetrica_device_id")
+    assert deeplinks.status_code == 200 and deeplinks.text.strip() == "deeplink_url_host,appmetrica_device_id"
+    twice = export(server, fields="event_name,event_name")
+    assert twice.status_code == 400 and "twice: event_name" in twice.text
 
 
 def test_partial_day_window_and_receive_dimension(server):

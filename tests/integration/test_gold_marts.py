@@ -464,7 +464,7 @@ def _silver_rows(event: dict) -> dict[str, list[dict]]:
         "technical_data": [
             {"appmetrica_device_id": device, "installation_id": None, "session_id": 7, "session_started_at": at,
              "mcc": 250, "source": "events"},
-            {"appmetrica_device_id": device, "installation_id": "i-1", "session_id": 7, "session_started_at": at,
+            {"appmetrica_device_id": device, "installation_id": "i-1", "session_id": 8, "session_started_at": at,
              "source": "sessions_starts"},
         ],
         "tmp_event_properties": [

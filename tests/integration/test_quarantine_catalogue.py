@@ -91,8 +91,8 @@ CATALOGUE: dict[str, BadRow] = {
     "invalid_event_json": BadRow(
         "events", "invalid_json", set_value("event_json", '{"screen": {"name": "cat'), '{""screen""'
     ),
-    "invalid_custom_attributes": BadRow(
-        "profiles_v2", "invalid_json", set_value("custom_attributes", "[1, 2"), "[1, 2"
+    "invalid_profile_boolean": BadRow(
+        "profiles_v2", "invalid_boolean", set_value("appmetrica_notifications_enabled", "maybe"), "maybe"
     ),
     "unparseable_datetime": BadRow(
         "events", "invalid_datetime", set_value("event_datetime", "03/11/2026 10:00"), "03/11/2026 10:00"

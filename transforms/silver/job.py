@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -73,7 +74,6 @@ DEVICE_ATTRS = (
 SESSION_ATTRS = (
     "app_version_name",
     "app_build_number",
-    "appmetrica_sdk_version",
     "connection_type",
     "operator_name",
     "mcc",
@@ -171,8 +171,18 @@ def _row_hashes(raw: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     return hashes, hi, lo
 
 
-def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> tuple[list[Path], int]:
-    """The day's bronze files of ``resource`` and the row count its manifest states (0 if none)."""
+@dataclass(frozen=True)
+class _Bronze:
+    """One resource's bronze export of a day: its files, the rows its manifest states (0 if none) and the resource
+    as exported (for profiles_v2 its fields include the custom attributes the manifest says were requested)."""
+
+    files: list[Path]
+    rows: int
+    resource: Resource
+
+
+def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> _Bronze:
+    """The day's bronze export of ``resource`` (its manifest names the files and the requested fields)."""
     folder = layout.bronze(resource, day)
     manifest_path = folder / MANIFEST
     if not manifest_path.exists():
@@ -183,7 +193,11 @@ def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> tuple[list[Pat
     if missing:
         raise SilverError(f"bronze manifest {manifest_path} lists files that are missing: {missing}")
     rows = manifest.get("rows")
-    return parts, rows if isinstance(rows, int) and rows > 0 else 0
+    res = RESOURCES[resource]
+    if res.takes_custom_attributes:
+        attributes = tuple(f for f in manifest.get("fields", ()) if f not in res.fields)
+        res = dataclasses.replace(res, fields=res.fields + attributes)
+    return _Bronze(parts, rows if isinstance(rows, int) and rows > 0 else 0, res)
 
 
 @dataclass
@@ -378,17 +392,23 @@ def _observations(resource: str, table: pa.Table) -> pa.Table:
         "source_rank": pa.array([rank] * n, pa.int8()),
         "bronze_file": table.column("bronze_file"),
         "bronze_row": table.column("bronze_row"),
-        "installation_id": table.column("installation_id"),
-        "session_id": table.column("session_id") if "session_id" in table.column_names else pa.nulls(n, pa.uint64()),
+        "installation_id": _column_or_nulls(table, "installation_id", pa.string()),
+        "session_id": _column_or_nulls(table, "session_id", pa.uint64()),
         "country_iso_code": table.column("country_iso_code"),
         "city": table.column("city"),
     }
     for name in DEVICE_ATTRS:
-        cols[name] = table.column(name)
+        cols[name] = _column_or_nulls(table, name, pa.string())
     for name in SESSION_ATTRS:
         typ = TECHNICAL_DATA.schema.field(name).type
         cols[name] = table.column(name) if name in table.column_names else pa.nulls(n, typ)
     return pa.Table.from_pydict(cols)
+
+
+def _column_or_nulls(table: pa.Table, name: str, typ: pa.DataType) -> pa.ChunkedArray | pa.Array:
+    """The column, or nulls where the resource does not export that field (installations: original_device_model;
+    sessions_starts and installations: installation_id or session_id)."""
+    return table.column(name) if name in table.column_names else pa.nulls(table.num_rows, typ)
 
 
 # file_no: the bronze file's place in the sorted list of the day's files, so the key orders as it would with the
@@ -408,7 +428,10 @@ group by appmetrica_device_id
 order by appmetrica_device_id
 """  # noqa: S608 - names from code
 
-# A session-start row describes the session best; otherwise the session's first event does.
+# A session is (device, session_id): sessions_starts exports no installation_id, so the session's installation_id is
+# the one its earliest event carries (null when it has no event that day). A session-start row describes the session
+# best; otherwise the session's first event does. The SDK version is the device's profile's (profile_sdk: profiles_v2
+# is the only exported resource documenting appmetrica_sdk_version).
 _TECHNICAL_DATA_SQL = f"""
 with sessions as (
     select *, case when source_rank = 1 then 0 else 1 end as preference
@@ -416,22 +439,26 @@ with sessions as (
     where session_id is not null and source_rank < 2
 ),
 firsts as (
-    select appmetrica_device_id, installation_id, session_id,
+    select appmetrica_device_id, session_id,
+        arg_min(installation_id, struct_pack(s := seen_at, f := file_no, n := bronze_row))
+            filter (where installation_id is not null) as installation_id,
         arg_min(
             struct_pack(seen_at, source_rank, {", ".join(SESSION_ATTRS)}, bronze_file, bronze_row),
             struct_pack(p := preference, s := seen_at, f := file_no, n := bronze_row)
         ) as v
     from sessions
-    group by appmetrica_device_id, installation_id, session_id
+    group by appmetrica_device_id, session_id
 )
-select appmetrica_device_id, installation_id, session_id,
+select firsts.appmetrica_device_id, installation_id, session_id,
     v.seen_at as session_started_at,
     {", ".join(f"v.{a} as {a}" for a in SESSION_ATTRS)},
+    profile_sdk.appmetrica_sdk_version,
     case when v.source_rank = 1 then 'sessions_starts' else 'events' end as source,
     v.bronze_file as bronze_file,
     v.bronze_row as bronze_row
 from firsts
-order by appmetrica_device_id, installation_id nulls last, session_id
+left join profile_sdk on profile_sdk.appmetrica_device_id = firsts.appmetrica_device_id
+order by firsts.appmetrica_device_id, session_id
 """  # noqa: S608 - names from code
 
 _USER_LOCATIONS_SQL = f"""
@@ -478,8 +505,11 @@ class _Observations:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="lz4")
         self._writer.write_table(table, row_group_size=1 << 20)
 
-    def aggregate(self, sqls: list[tuple[str, PartitionWriter]], day: dt.date) -> None:
-        """Run each query over the observations and write its rows (plus ``export_date``) in order."""
+    def aggregate(
+        self, sqls: list[tuple[str, PartitionWriter]], day: dt.date, tables: dict[str, pa.Table] | None = None
+    ) -> None:
+        """Run each query over the observations (and the small ``tables``, by name) and write its rows (plus
+        ``export_date``) in order."""
         import duckdb
 
         if self._writer is None:
@@ -498,6 +528,8 @@ class _Observations:
             con.execute("create table files as select bronze_file, row_number() over (order by bronze_file) as file_no "
                         "from (select distinct bronze_file from obs_file)")  # fmt: skip
             con.execute("create view obs_all as select * from obs_file join files using (bronze_file)")
+            for name, table in (tables or {}).items():
+                con.register(name, table)
             ranges = self._device_ranges(con)
             for sql, writer in sqls:
                 # every query groups by device first and orders by it: ranges in ascending order keep that order
@@ -603,7 +635,7 @@ def _write_tables(
     day: dt.date,
     layout: Layout,
     limits: WriterLimits,
-    parts: dict[str, tuple[list[Path], int]],
+    parts: dict[str, _Bronze],
     stats: dict[str, ResourceStats],
     folders: dict[str, Path],
     quarantines: dict[str, QuarantineWriter],
@@ -617,18 +649,18 @@ def _write_tables(
         observations = _Observations(workdir)
         try:
             for name in SILVER_RESOURCES:
-                resource = RESOURCES[name]
-                files, expected_rows = parts[name]
+                bronze = parts[name]
                 dedup_dir = workdir / name
                 dedup_dir.mkdir()
-                dedup = Deduplicator(dedup_dir, expected_rows)
-                for batch in _read_batches(resource, files, layout, quarantines[name], stats[name], dedup):
+                dedup = Deduplicator(dedup_dir, bronze.rows)
+                batches = _read_batches(bronze.resource, bronze.files, layout, quarantines[name], stats[name], dedup)
+                for batch in batches:
                     table = batch.table
                     if name == "profiles_v2":
                         profiles.append(batch)
                         continue
                     if name in TYPED_ROW_TABLES:
-                        writers[name].write(_typed_rows(resource, table, day))
+                        writers[name].write(_typed_rows(bronze.resource, table, day))
                         continue
                     observations.add(_observations(name, table))
                     if name == "events":
@@ -640,6 +672,7 @@ def _write_tables(
                             props = _event_properties(table, batch.leaves)
                             writers["tmp_event_properties"].write(_with_export_date(props, day))
                     del table, batch
+            perm, attrs = _profiles(profiles, parts["profiles_v2"].resource, day, stats["profiles_v2"])
             observations.aggregate(
                 [
                     (_MOBILE_DEVICES_SQL, writers["mobile_devices"]),
@@ -647,10 +680,10 @@ def _write_tables(
                     (_USER_LOCATIONS_SQL, writers["user_locations"]),
                 ],
                 day,
+                {"profile_sdk": _profile_sdk(perm)},
             )
         finally:
             observations.close()
-    perm, attrs = _profiles(profiles, day, stats["profiles_v2"])
     writers["permanent_user_properties"].write(perm)
     writers["tmp_user_properties"].write(attrs)
 
@@ -706,8 +739,35 @@ def _empty_events() -> pa.Table:
     return pa.Table.from_pydict({f.name: pa.array([], f.type) for f in schema})
 
 
-def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple[pa.Table, pa.Table]:
-    """One row per profile (the last one exported wins) and its flattened custom attributes."""
+def _profile_sdk(perm: pa.Table) -> pa.Table:
+    """``appmetrica_device_id`` -> ``appmetrica_sdk_version`` of the device's profile (the highest when several
+    profiles name the device), the SDK version technical_data carries."""
+    columns = {"appmetrica_device_id": pa.uint64(), "appmetrica_sdk_version": pa.string()}
+    if "appmetrica_sdk_version" not in perm.column_names:
+        return pa.Table.from_pydict({c: pa.array([], t) for c, t in columns.items()})
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("perm", perm.select(list(columns)))
+        return con.sql(
+            "select appmetrica_device_id, arg_max(appmetrica_sdk_version, "
+            "(try_cast(appmetrica_sdk_version as bigint), appmetrica_sdk_version)) as appmetrica_sdk_version "
+            "from perm where appmetrica_device_id is not null and appmetrica_sdk_version is not null "
+            "group by appmetrica_device_id"
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _profiles(
+    batches: list[Batch], resource: Resource, day: dt.date, stats: ResourceStats
+) -> tuple[pa.Table, pa.Table]:
+    """One row per profile (the last one exported wins) and its custom attributes: one row per set attribute.
+
+    The custom attributes are the columns ``resource`` (as exported) has beyond the documented fields; the Logs API
+    exports each as text and documents no type, so ``value_type`` is ``string``; an empty value is not set (no row).
+    """
     schema = PERMANENT_USER_PROPERTIES.schema
     if not batches:
         return (
@@ -715,13 +775,6 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
             pa.Table.from_pydict({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema}),
         )
     table = pa.concat_tables([b.table for b in batches])
-    offsets = np.cumsum([0] + [b.table.num_rows for b in batches])
-    leaf_tables = [
-        b.leaves.set_column(0, "row", pc.add(b.leaves.column("row"), pa.scalar(int(off), pa.int64())))
-        for b, off in zip(batches, offsets, strict=False)
-        if b.leaves is not None
-    ]
-    leaves = pa.concat_tables(leaf_tables) if leaf_tables else None
     ids = table.column("profile_id").to_pylist()
     last: dict[str, int] = {pid: i for i, pid in enumerate(ids)}
     conflicts = len(ids) - len(last)
@@ -731,27 +784,40 @@ def _profiles(batches: list[Batch], day: dt.date, stats: ResourceStats) -> tuple
         stats.rows_good -= conflicts
     keep = sorted(last.values(), key=lambda i: ids[i])
     table = table.take(pa.array(keep, pa.int64()))
-    table = table.rename_columns([PROFILE_RENAMES.get(c, c) for c in table.column_names])
-    table = _with_export_date(table, day)
-
-    out = {f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema if f.name != "export_date"}
-    attrs = pa.Table.from_pydict(out)
-    if leaves is not None and leaves.num_rows:
-        new_index = np.full(len(ids), -1, dtype=np.int64)
-        new_index[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
-        mapped = new_index[np.asarray(leaves.column("row"), dtype=np.int64)]
-        leaves = leaves.set_column(0, "row", pa.array(mapped, pa.int64())).filter(pa.array(mapped >= 0))
-        leaves = leaves.take(pc.sort_indices(leaves, [("row", "ascending")]))  # stable: leaf order kept
-        rows = leaves.column("row")
+    attributes = [f for f in resource.fields if f not in RESOURCES[resource.name].fields]
+    parts = []
+    for position, name in enumerate(attributes):  # profile by profile, attributes in their configured order
+        values = table.column(name)
+        present = pc.is_valid(values)
+        n = pc.sum(present).as_py() or 0
+        parts.append(
+            pa.table(
+                {
+                    "profile_row": pa.array(np.flatnonzero(present.to_numpy(zero_copy_only=False)), pa.int64()),
+                    "position": pa.array(np.full(n, position), pa.int64()),
+                    "attribute_name": pa.array([name] * n, pa.string()),
+                    "value_text": values.filter(present),
+                }
+            )
+        )
+    attrs = pa.Table.from_pydict({f.name: pa.array([], f.type) for f in TMP_USER_PROPERTIES.schema
+                                  if f.name != "export_date"})  # fmt: skip
+    if parts:
+        melted = pa.concat_tables(parts)
+        melted = melted.take(pc.sort_indices(melted, [("profile_row", "ascending"), ("position", "ascending")]))
+        rows = melted.column("profile_row")
         attrs = pa.Table.from_pydict(
             {
                 "profile_id": table.column("profile_id").take(rows),
-                "attribute_name": leaves.column("path"),
-                "value_text": leaves.column("value_text"),
-                "value_type": leaves.column("value_type"),
+                "attribute_name": melted.column("attribute_name"),
+                "value_text": melted.column("value_text"),
+                "value_type": pa.array(["string"] * melted.num_rows, pa.string()),
                 "bronze_file": table.column("bronze_file").take(rows),
                 "bronze_row": table.column("bronze_row").take(rows),
             }
         )
+    table = table.drop_columns(attributes)
+    table = table.rename_columns([PROFILE_RENAMES.get(c, c) for c in table.column_names])
+    table = _with_export_date(table, day)
     attrs = _with_export_date(attrs, day)
     return table, attrs

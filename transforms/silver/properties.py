@@ -1,4 +1,4 @@
-"""Flatten JSON objects (``event_json``, profile ``custom_attributes``) into property rows."""
+"""Flatten JSON objects (``event_json``) into property rows."""
 
 from __future__ import annotations
 

@@ -24,5 +24,5 @@ QUARANTINE_REASONS: dict[str, str] = {
     "comma as the decimal mark, NaN) or has more than 29 integer digits.",
     "unknown_enum_value": "A value outside the documented set: os_name, device_type, connection_type, "
     "is_revenue_verified, revenue_order_id_source, ad_revenue_type or ad_revenue_data_source.",
-    "invalid_json": "event_json or custom_attributes that is not a JSON object.",
+    "invalid_json": "event_json that is not a JSON object.",
 }

@@ -98,7 +98,7 @@ ENUM_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 # Fields holding a JSON object serialized as text.
-JSON_FIELDS = ("event_json", "custom_attributes")
+JSON_FIELDS = ("event_json",)
 
 LINEAGE = [
     pa.field("export_date", pa.date32(), nullable=False),
@@ -165,7 +165,6 @@ EVENTS_PART = SilverTable(
             ("app_build_number", pa.int64()),
             ("app_package_name", pa.string()),
             ("app_version_name", pa.string()),
-            ("appmetrica_sdk_version", pa.string()),
             ("application_id", pa.int64()),
         ],
     ),
@@ -192,10 +191,13 @@ MOBILE_DEVICES = SilverTable(
     ),
 )
 
+# A session is (appmetrica_device_id, session_id): sessions_starts exports no installation_id, so installation_id is
+# taken from the session's events (null when it has none that day). appmetrica_sdk_version is documented only for
+# profiles_v2 among the exported resources: it is the device's profile's (the highest when several).
 TECHNICAL_DATA = SilverTable(
     name="technical_data",
-    grain="one row per device per session (appmetrica_device_id, installation_id, session_id) per export_date",
-    key=("appmetrica_device_id", "installation_id", "session_id", "export_date"),
+    grain="one row per device per session (appmetrica_device_id, session_id) per export_date",
+    key=("appmetrica_device_id", "session_id", "export_date"),
     schema=_schema(
         [
             pa.field("appmetrica_device_id", pa.uint64(), nullable=False),

@@ -14,8 +14,9 @@ Everything is derived from ``random.Random`` instances seeded with strings built
 (application_id, seed, slot, generation, date): never the global generator, never the wall clock, so
 the same inputs always give the same rows, in any process.
 
-Rows are ``dict[str, str]`` with exactly the resource's fields (``resources.RESOURCES``) in order;
-missing values are ``''``. Device ids and session ids are UInt64 decimals (some above 2**63),
+Rows are ``dict[str, str]`` with exactly the resource's fields (``resources.RESOURCES``) in order, and for
+profiles_v2 also the custom profile attributes the demo app sets (``PROFILE_ATTRIBUTES``), by name; missing values
+are ``''``. Device ids and session ids are UInt64 decimals (some above 2**63),
 ``*_datetime`` is local time in ``tz`` and ``*_timestamp`` the true Unix seconds of it.
 """
 
@@ -496,24 +497,25 @@ def _event_json(rng: random.Random, name: str) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
 
-def _custom_attributes(dev: _Device, ordinal: int) -> str:
+# The custom profile attributes the demo app sets (each exported as a column of its own name when requested).
+PROFILE_ATTRIBUTES = ("plan", "level", "coins", "is_subscriber", "favorite_category", "referral_source", "nickname")
+
+
+def _custom_attributes(dev: _Device, ordinal: int) -> tuple[str, ...]:
+    """The device's profile attributes on a day, as exported text in PROFILE_ATTRIBUTES order ('' = not set)."""
     rng = _rng("custom", dev.custom_seed, ordinal)
     if rng.random() < 0.05:
-        return ""
+        return ("",) * len(PROFILE_ATTRIBUTES)
     days = max(0, ordinal - dev.install_day)
-    attrs: dict[str, Any] = {
-        "plan": "premium" if dev.custom_seed % 5 == 0 else "free",
-        "level": 1 + days // 3 + dev.custom_seed % 7,
-        "coins": round((dev.custom_seed % 1000) * 1.5 + days * 0.25, 2),
-        "is_subscriber": dev.custom_seed % 5 == 0,
-        "favorite_category": ("Обувь", "Одежда", "Электроника", "Books, Music & More")[dev.custom_seed % 4],
-        "referral": {"source": ("friend", "ads", "organic")[dev.custom_seed % 3], "campaign": "весна-2026"},
-    }
-    if dev.custom_seed % 4 == 1:
-        attrs["nickname"] = 'Ali "the 1st", Zürich'
-    if dev.custom_seed % 6 == 2:
-        attrs["tags"] = ["beta", "vip"]
-    return json.dumps(attrs, ensure_ascii=False)
+    return (
+        "premium" if dev.custom_seed % 5 == 0 else "free",
+        str(1 + days // 3 + dev.custom_seed % 7),
+        f"{(dev.custom_seed % 1000) * 1.5 + days * 0.25:.2f}",
+        "true" if dev.custom_seed % 5 == 0 else "false",
+        ("Обувь", "Одежда", "Электроника", "Books, Music & More")[dev.custom_seed % 4],
+        ("friend", "ads", "organic")[dev.custom_seed % 3],
+        'Ali "the 1st", Zürich' if dev.custom_seed % 4 == 1 else "",
+    )
 
 
 class _LocalClock:
@@ -846,13 +848,11 @@ def _simulate_day(
                     clock.fmt(recv),
                     str(recv),
                     session_id,
-                    dev.installation_id,
                     profile_id,
                     *device_part,
                     build,
                     package,
                     version,
-                    sdk,
                     application_id,
                 )
             )
@@ -884,7 +884,6 @@ def _simulate_day(
                     build,
                     package,
                     version,
-                    sdk,
                     application_id,
                 ]
                 if anomaly_rate and rng.random() < anomaly_rate:
@@ -915,7 +914,10 @@ def _simulate_day(
                     publisher,
                     dev.installation_id,
                     "",
-                    *_device_part(dev, dev.city, dev.country, "wifi", ipv6),
+                    ipv6,
+                    # click_ipv6: the tracked ad click came from the same network
+                    f"{dev.ipv6_prefix}::{install_ts % 0xFFFE + 1:x}" if tracker else "",
+                    *_install_device_part(dev),
                     package,
                     version,
                     application_id,
@@ -938,6 +940,7 @@ def _simulate_day(
                     str(total_sessions + day_sessions),
                     str(days // 90 + dev.custom_seed % 2),
                     str(days // 30 + dev.custom_seed % 3),
+                    _sdk_number(sdk),
                     dev.city,
                     dev.country,
                     dev.manufacturer,
@@ -945,7 +948,7 @@ def _simulate_day(
                     dev.os_name,
                     dev.os_version,
                     version,
-                    _custom_attributes(dev, ordinal),
+                    *_custom_attributes(dev, ordinal),
                 )
             )
 
@@ -957,7 +960,7 @@ def _simulate_day(
         **{name: tuple(rows) for name, rows in extra.items()},
     }
     for name, rows in result.items():
-        width = len(RESOURCES[name].fields)
+        width = len(_row_fields(name))
         if rows and len(rows[0]) != width:  # pragma: no cover - guards the tuple layouts above
             raise AssertionError(f"generator row width {len(rows[0])} != {width} fields of {name}")
     return result
@@ -970,6 +973,21 @@ def _device_part(dev: _Device, city: str, country: str, conn: str, ipv6: str) ->
         dev.google_aid, dev.ios_ifa, dev.ios_ifv, dev.mcc, dev.mnc, dev.operator, dev.original_model,
         dev.os_name, dev.os_version, dev.windows_aid,
     )  # fmt: skip
+
+
+def _install_device_part(dev: _Device) -> tuple[str, ...]:
+    """The device fields of an install row (installations documents no device_ipv6 or original_device_model)."""
+    return (
+        dev.device_id, dev.city, dev.country, "wifi", dev.locale, dev.manufacturer, dev.model, dev.device_type,
+        dev.google_aid, dev.ios_ifa, dev.ios_ifv, dev.mcc, dev.mnc, dev.operator, dev.os_name, dev.os_version,
+        dev.windows_aid,
+    )  # fmt: skip
+
+
+def _row_fields(resource: str) -> tuple[str, ...]:
+    """The keys of a generated row: the resource's fields, then the demo's custom attributes where it takes them."""
+    res = RESOURCES[resource]
+    return res.fields + (PROFILE_ATTRIBUTES if res.takes_custom_attributes else ())
 
 
 def _spoil(rng: random.Random, row: list[str]) -> None:
@@ -999,7 +1017,8 @@ def generate_rows(
     seed: int = 0,
     anomaly_rate: float = 0.0,
 ) -> list[dict[str, str]]:
-    """Rows of ``resource`` whose local date (``tz``) is ``day``, keys exactly the resource's fields.
+    """Rows of ``resource`` whose local date (``tz``) is ``day``, keys exactly the resource's fields (profiles_v2:
+    and the demo's ``PROFILE_ATTRIBUTES``).
 
     Deterministic in (resource, day, application_id, tz, devices, seed, anomaly_rate). ``anomaly_rate``
     > 0 spoils that share of event rows (bad JSON, bad datetime, bad device id) for quarantine demos;
@@ -1013,7 +1032,7 @@ def generate_rows(
         raise ValueError(f"devices must be >= 0, got {devices}")
     if not (0.0 <= anomaly_rate <= 1.0) or math.isnan(anomaly_rate):
         raise ValueError(f"anomaly_rate must be within [0, 1], got {anomaly_rate}")
-    fields = RESOURCES[resource].fields
+    fields = _row_fields(resource)
     rows = _simulate_day(str(application_id), day, _as_zone(tz), int(devices), int(seed), float(anomaly_rate))
     return [dict(zip(fields, row, strict=True)) for row in rows[resource]]
 

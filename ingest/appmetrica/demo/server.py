@@ -4,9 +4,18 @@ Behaviour:
 - ``GET /logs/v1/export/<resource>.<csv|json>`` with ``Authorization: OAuth <token>``: no header -> 401,
   wrong token -> 403, token in the query string -> 400; bad or missing parameters -> 400 naming the
   parameter; another ``application_id`` -> 403 (no access).
+- Strict about fields: the resource and every name in ``fields`` (and every ``<field>=<value>`` filter) must be
+  documented for it in the field catalogue (``ingest/appmetrica/fields.yml``, transcribed from the docs), else 400
+  naming the unknown field. profiles_v2 also takes custom attributes by their own names (plain identifiers).
+  The catalogue is what the docs say, never the client's own lists. A documented field the demo data does not
+  have comes out empty; a documented resource the demo does not generate exports no rows.
 - The first request of an export (identity: resource, format and every query parameter) queues it:
   202 ``Wait for result``; identical requests poll (202 ``Progress is N%``) until ``polls_before_ready``
-  polls happened, then 200 with the whole file, served again on every later identical request.
+  polls happened, then 200 with the whole file.
+- The documented cache: an identical request without ``Cache-Control: no-cache`` gets the export generated last for
+  it (queued or ready) while it is younger than ``cache_seconds`` (24 h), data that arrived since included or not;
+  with ``no-cache`` the export is generated anew (202 again), so a client that repeats ``no-cache`` on its polls
+  never gets a file.
   ``polls_before_ready`` large gives a long 202 sequence; ``progress_bodies=False`` makes every 202
   body empty (no ``Wait for result``, no ``Progress is N%``: the client must not depend on the text).
   More than ``max_queued`` exports waiting -> 429 with the documented text.
@@ -59,6 +68,7 @@ import os
 import socket
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +77,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
+from ingest.appmetrica.catalogue import ResourceDoc, is_custom_attribute_name, load_catalogue
 from ingest.appmetrica.demo.generator import generate_rows, write_csv
-from ingest.appmetrica.resources import RESOURCES, Resource
+from ingest.appmetrica.resources import RESOURCES
 from lakehouse.settings import DEFAULT_APP_TIMEZONE
 
 log = logging.getLogger(__name__)
@@ -81,6 +92,7 @@ QUOTA_BODY = "There are already {n} enqueued queries for given application_id. W
 TOKEN_PARAMS = frozenset({"oauth_token", "token", "access_token", "authorization"})
 MAX_WINDOW_DAYS = 31
 MAX_KEPT_EXPORTS = 64  # ready exports kept for re-download (the real API keeps them 24 h)
+CACHE_SECONDS = 24 * 3600  # how long the API serves the export it generated last for a request
 _CONTROL_PARAMS = frozenset(
     {
         "application_id",
@@ -135,6 +147,7 @@ class _Fault:
 class _Export:
     body: bytes
     rows: int
+    created: float
     polls: int = 0
     ready: bool = False
     gz: bytes | None = field(default=None, repr=False)
@@ -177,6 +190,8 @@ class DemoLogsApiServer:
         anomaly_rate: float = 0.0,
         compress: bool = True,
         progress_bodies: bool = True,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not token:
             raise ValueError("the demo server needs a non-empty token")
@@ -193,6 +208,8 @@ class DemoLogsApiServer:
         self.anomaly_rate = anomaly_rate
         self.compress = compress
         self.progress_bodies = progress_bodies
+        self.cache_seconds = cache_seconds
+        self._clock = clock
         self.availability = "enabled"
         self.host = host
         self.port = port
@@ -386,9 +403,10 @@ class DemoLogsApiServer:
         resource_name, dot, fmt = name.rpartition(".")
         if not dot or fmt not in ("csv", "json"):
             raise _BadRequest(400, f"Unsupported export format in {name!r}: use .csv or .json")
-        resource = RESOURCES.get(resource_name)
+        documented = load_catalogue()
+        resource = documented.get(resource_name)
         if resource is None:
-            raise _BadRequest(400, f"Unknown resource: {resource_name!r}. Known: {', '.join(RESOURCES)}")
+            raise _BadRequest(400, f"Unknown resource: {resource_name!r}. Known: {', '.join(documented)}")
         with self._lock:
             fault = self._faults[0] if self._faults else None
             if fault is not None and fault.status is not None:
@@ -397,8 +415,12 @@ class DemoLogsApiServer:
                 return _Response(fault.status, text.format(n=self.max_queued).encode(), headers=fault.headers)
         query = _parse_export_params(resource, params, self.application_id)
         key = (resource.name, fmt, tuple(sorted(params.items())))
+        fresh = "no-cache" in (headers.get("Cache-Control") or "").lower()
         with self._lock:
             export = self._exports.get(key)
+            if export is not None and (fresh or self._clock() - export.created >= self.cache_seconds):
+                del self._exports[key]  # a new file is generated, with whatever data has arrived since
+                export = None
             if export is None:
                 body, rows = self._render(resource, fmt, query)
                 if self.max_export_bytes is not None and len(body) > self.max_export_bytes:
@@ -406,7 +428,7 @@ class DemoLogsApiServer:
                 waiting = sum(1 for e in self._exports.values() if not e.ready)
                 if waiting >= self.max_queued:
                     return _Response(429, QUOTA_BODY.format(n=self.max_queued).encode())
-                export = _Export(body=body, rows=rows)
+                export = _Export(body=body, rows=rows, created=self._clock())
                 self._exports[key] = export
                 if self.polls_before_ready > 0:
                     return _Response(202, WAIT_BODY.encode() if self.progress_bodies else b"")
@@ -449,7 +471,7 @@ class DemoLogsApiServer:
         for key in ready[: max(0, len(ready) - MAX_KEPT_EXPORTS)]:
             del self._exports[key]
 
-    def _render(self, resource: Resource, fmt: str, query: _Query) -> tuple[bytes, int]:
+    def _render(self, resource: ResourceDoc, fmt: str, query: _Query) -> tuple[bytes, int]:
         rows = self._select_rows(resource, query)
         if fmt == "csv":
             rows_hook, body_hook = self._tampers.get(resource.name, (None, None))
@@ -462,11 +484,14 @@ class DemoLogsApiServer:
             if body_hook is not None:
                 data = body_hook(data)
             return data, len(rows)
-        data = [{f: row[f] for f in query.fields} for row in rows]
+        data = [{f: row.get(f, "") for f in query.fields} for row in rows]
         text = json.dumps({"data": data}, ensure_ascii=False)
         return (("\ufeff" if query.bom else "") + text).encode("utf-8"), len(rows)
 
-    def _select_rows(self, resource: Resource, query: _Query) -> list[dict[str, str]]:
+    def _select_rows(self, doc: ResourceDoc, query: _Query) -> list[dict[str, str]]:
+        resource = RESOURCES.get(doc.name)
+        if resource is None:
+            return []  # documented, but the demo app generates none of it
         first, last = query.since.date(), query.until.date()
         receive = query.date_dimension == "receive" and resource.date_field is not None
         if receive:
@@ -563,7 +588,13 @@ def _parse_int(params: dict[str, str], name: str, low: int, high: int) -> int | 
     return int(raw)
 
 
-def _parse_export_params(resource: Resource, params: dict[str, str], application_id: str) -> _Query:
+def _is_field(resource: ResourceDoc, name: str) -> bool:
+    """True when the docs let ``name`` be requested from ``resource`` (a documented field or, where the docs
+    allow them, a custom attribute's own name)."""
+    return resource.is_documented(name) or (resource.allows_custom_attributes and is_custom_attribute_name(name))
+
+
+def _parse_export_params(resource: ResourceDoc, params: dict[str, str], application_id: str) -> _Query:
     app = params.get("application_id")
     if app is None or not app.strip():
         raise _BadRequest(400, "Parameter application_id is required")
@@ -571,16 +602,19 @@ def _parse_export_params(resource: Resource, params: dict[str, str], application
         raise _BadRequest(400, f"Parameter application_id must be a number, got {app!r}")
     if app.strip() != application_id:
         raise _BadRequest(403, f"Forbidden: no access to application_id {app.strip()}")
-    unknown = [k for k in params if k not in _CONTROL_PARAMS and k not in resource.fields]
+    unknown = [k for k in params if k not in _CONTROL_PARAMS and not resource.is_documented(k)]
     if unknown:
         raise _BadRequest(400, f"Unknown parameter(s) for {resource.name}: {', '.join(sorted(unknown))}")
     raw_fields = params.get("fields")
     if raw_fields is None or not raw_fields.strip():
         raise _BadRequest(400, "Parameter fields is required (comma-separated field names)")
     fields = tuple(f.strip() for f in raw_fields.split(","))
-    bad = [f for f in fields if f not in resource.fields]
+    bad = [f for f in fields if not _is_field(resource, f)]
     if bad:
         raise _BadRequest(400, f"Parameter fields has unknown field(s) for {resource.name}: {', '.join(bad)}")
+    twice = sorted({f for f in fields if fields.count(f) > 1})
+    if twice:
+        raise _BadRequest(400, f"Parameter fields lists field(s) twice: {', '.join(twice)}")
     if resource.takes_dates:
         since = _parse_when(params, "date_since", end=False)
         until = _parse_when(params, "date_until", end=True)
@@ -611,7 +645,7 @@ def _parse_export_params(resource: Resource, params: dict[str, str], application
         bom=_parse_bool(params, "use_utf8_bom"),
         parts_count=parts_count or 1,
         part_number=part_number or 0,
-        filters={k: v for k, v in params.items() if k in resource.fields},
+        filters={k: v for k, v in params.items() if resource.is_documented(k)},
     )
 
 

@@ -11,7 +11,7 @@ from ingest.appmetrica.catalogue import (
     parse_catalogue,
     resource_doc,
 )
-from ingest.appmetrica.resources import RESOURCES
+from ingest.appmetrica.resources import RESOURCES, requested_fields
 
 DOCUMENTED_RESOURCES = {
     "events",
@@ -120,21 +120,17 @@ def test_other_custom_attribute_names_are_refused(name):
     assert not is_custom_attribute_name(name)
 
 
-# Requested today although the docs do not list them; they are dropped next (the strict xfail fails once they are).
-_STILL_UNDOCUMENTED = {"events", "sessions_starts", "installations", "profiles_v2"}
-
-
-@pytest.mark.parametrize(
-    "resource",
-    [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="undocumented fields still requested"))
-        if r in _STILL_UNDOCUMENTED
-        else r
-        for r in sorted(RESOURCES)
-    ],
-)
+@pytest.mark.parametrize("resource", sorted(RESOURCES))
 def test_every_requested_field_is_documented_for_its_resource(resource):
     doc = resource_doc(resource)
     requested = RESOURCES[resource].fields
     assert len(set(requested)) == len(requested), f"{resource}: a field is requested twice"
     assert doc.undocumented(requested) == (), f"{resource} requests fields the Logs API docs do not list"
+
+
+@pytest.mark.parametrize("resource", sorted(RESOURCES))
+def test_custom_attributes_are_requested_only_where_the_docs_allow_them(resource):
+    res = RESOURCES[resource]
+    assert res.takes_custom_attributes == resource_doc(resource).allows_custom_attributes
+    with_attributes = requested_fields(res, ("plan", "level"))
+    assert with_attributes == res.fields + (("plan", "level") if res.takes_custom_attributes else ())

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ingest.appmetrica.demo import generator
-from ingest.appmetrica.demo.generator import generate_rows, write_csv
-from ingest.appmetrica.resources import RESOURCES
+from ingest.appmetrica.demo.generator import PROFILE_ATTRIBUTES, generate_rows, write_csv
+from ingest.appmetrica.resources import RESOURCES, requested_fields
 
 MSK = ZoneInfo("Europe/Moscow")
 DAY = dt.date(2026, 11, 1)
@@ -43,7 +43,7 @@ def test_rows_have_exactly_the_resource_fields_as_strings(resource):
     out = rows(resource)
     assert out, f"no {resource} rows"
     for row in out:
-        assert tuple(row) == RESOURCES[resource].fields
+        assert tuple(row) == requested_fields(RESOURCES[resource], PROFILE_ATTRIBUTES)  # + the demo's attributes
         assert all(isinstance(v, str) for v in row.values())
 
 
@@ -163,10 +163,15 @@ def test_installations_and_profiles():
     profiles = rows("profiles_v2")
     assert len({p["profile_id"] for p in profiles}) == len(profiles)
     assert all(p["appmetrica_last_start_date"] == DAY.isoformat() for p in profiles)
-    attrs = [json.loads(p["custom_attributes"]) for p in profiles if p["custom_attributes"]]
-    assert attrs
-    kinds = {type(v) for a in attrs for v in a.values()}
-    assert {str, int, float, bool, dict} <= kinds
+    # each custom attribute is a column of its own name, its value exported as text ('' = not set)
+    assert all(set(PROFILE_ATTRIBUTES) <= set(p) for p in profiles)
+    assert {p["plan"] for p in profiles} == {"free", "premium", ""}
+    assert any(p["nickname"] == 'Ali "the 1st", Zürich' for p in profiles)
+    assert all(p["level"].isdigit() for p in profiles if p["level"])
+    assert all(p["appmetrica_sdk_version"].isdigit() for p in profiles)
+    tracked = [r for r in installs if r["tracker_name"]]
+    assert tracked and all(r["click_ipv6"] for r in tracked)
+    assert all(not r["click_ipv6"] for r in installs if not r["tracker_name"])
     # about 60 % of devices have a profile: every profile row belongs to a device active that day
     active = {r["appmetrica_device_id"] for r in rows("events")}
     assert {p["appmetrica_device_id"] for p in profiles} <= active

@@ -178,3 +178,53 @@ def test_from_env_reads_process_environment(monkeypatch):
         json.dumps({"conn_type": "http", "host": "http://x:1", "password": TOKEN, "extra": {"application_id": "9"}}),
     )
     assert AppMetricaSettings.from_env().application_id == "9"
+
+
+def test_profile_attributes_from_the_connection_extra():
+    extra = {"application_id": "1", "profile_attributes": ["plan", "level"]}
+    assert AppMetricaSettings.from_connection("http://h", TOKEN, extra).profile_attributes == ("plan", "level")
+    assert AppMetricaSettings.from_connection("http://h", TOKEN, {"application_id": "1"}).profile_attributes == ()
+    none = {"application_id": "1", "profile_attributes": None}
+    assert AppMetricaSettings.from_connection("http://h", TOKEN, none).profile_attributes == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("plan", r"extra.profile_attributes must be a list of attribute names"),
+        ({"plan": 1}, r"extra.profile_attributes must be a list of attribute names"),
+        (["plan", 3], r"extra.profile_attributes\[1\] = 3 is not a plain attribute name"),
+        (["plan,level"], r"extra.profile_attributes\[0\] = 'plan,level' is not a plain attribute name"),
+        (["2fa"], r"extra.profile_attributes\[0\] = '2fa' is not a plain attribute name"),
+        (["plan", "plan"], r"extra.profile_attributes\[1\] = 'plan' is listed twice"),
+        (["city"], r"extra.profile_attributes\[0\] = 'city' is a documented profiles_v2 field"),
+        (["android_id"], r"'android_id' is a documented profiles_v2 field"),
+        (["bronze_row"], r"'bronze_row' is a column name silver adds"),
+    ],
+)
+def test_bad_profile_attributes_are_named(value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        AppMetricaSettings.from_connection("http://h", TOKEN, {"application_id": "1", "profile_attributes": value})
+    assert "appmetrica_default" in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["https://api.appmetrica.yandex.ru", "https://api.appmetrica.yandex.com/"])
+def test_both_documented_hosts_are_base_urls(host):
+    assert make(base_url=host).base_url == host.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://api.appmetrica.yandex.ru", "served at https://api.appmetrica.yandex.ru with no path"),
+        ("https://api.appmetrica.yandex.com/logs/v1", "served at https://api.appmetrica.yandex.com with no path"),
+        ("https://appmetrica.yandex.ru", "is not a Logs API host"),
+        ("ftp://api.appmetrica.yandex.ru", "must start with http:// or https://"),
+    ],
+)
+def test_wrong_base_urls_say_what_to_configure(url, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        make(base_url=url)
+    text = str(info.value)
+    assert "the host field of the connection appmetrica_default" in text
+    assert "https://api.appmetrica.yandex.ru or https://api.appmetrica.yandex.com" in text or "no path" in text

@@ -30,3 +30,16 @@ def test_every_enum_column_is_checked_somewhere():
             e["kwargs"]["column"] for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_in_set"
         }
     assert set(ENUM_VALUES) <= checked
+
+
+@pytest.mark.parametrize("table", SILVER_TABLES)
+def test_the_suite_states_the_silver_columns_key_and_grain(table):
+    suite = json.loads((SUITES_DIR / f"{table}.json").read_text())
+    silver = SILVER_TABLES[table]
+    columns = next(e for e in suite["expectations"] if e["type"] == "expect_table_columns_to_match_set")
+    assert sorted(columns["kwargs"]["column_set"]) == sorted(silver.schema.names)
+    assert tuple(suite["meta"]["key"]) == silver.key
+    assert suite["meta"]["grain"] == silver.grain
+    compound = [e["kwargs"]["column_list"] for e in suite["expectations"]
+                if e["type"] == "expect_compound_columns_to_be_unique"]  # fmt: skip
+    assert [tuple(c) for c in compound] == ([silver.key] if len(silver.key) > 1 else [])

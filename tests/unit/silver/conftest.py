@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from silver_helpers import DAY, csv_bytes
 
-from ingest.appmetrica.resources import RESOURCES
+from ingest.appmetrica.resources import RESOURCES, requested_fields
 from lakehouse.settings import Layout
 
 
@@ -22,17 +22,24 @@ def layout(tmp_path: Path) -> Layout:
 
 @pytest.fixture
 def write_bronze(layout: Layout) -> Callable[..., Path]:
-    """write_bronze(resource, body_bytes_or_rows, day=DAY, gz=True): one bronze partition with a manifest."""
+    """write_bronze(resource, body_bytes_or_rows, day=DAY, gz=True, attributes=()): one bronze partition with a
+    manifest; ``attributes`` are the custom profile attributes requested besides the documented fields."""
 
-    def _write(resource: str, body: bytes | list[dict[str, str]], day: dt.date = DAY, gz: bool = True) -> Path:
+    def _write(
+        resource: str,
+        body: bytes | list[dict[str, str]],
+        day: dt.date = DAY,
+        gz: bool = True,
+        attributes: tuple[str, ...] = (),
+    ) -> Path:
+        fields = list(requested_fields(RESOURCES[resource], attributes))
         if isinstance(body, list):
-            fields = list(RESOURCES[resource].fields)
             body = csv_bytes(fields, [[r[f] for f in fields] for r in body])
         folder = layout.bronze(resource, day)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{resource}.part-00000-of-00001.csv" + (".gz" if gz else "")
         (folder / name).write_bytes(gzip.compress(body, mtime=0) if gz else body)
-        manifest = {"resource": resource, "date": day.isoformat(), "parts": [{"file": name}]}
+        manifest = {"resource": resource, "date": day.isoformat(), "fields": fields, "parts": [{"file": name}]}
         (folder / "_manifest.json").write_text(json.dumps(manifest))
         return folder / name
 

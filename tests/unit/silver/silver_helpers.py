@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ingest.appmetrica.resources import RESOURCES
+from ingest.appmetrica.resources import RESOURCES, requested_fields
 
 DAY = dt.date(2026, 11, 1)
 
 
-def row(resource: str, **values: str) -> dict[str, str]:
-    """A row of ``resource`` with every field blank except ``values``."""
-    fields = RESOURCES[resource].fields
+def row(resource: str, attributes: tuple[str, ...] = (), **values: str) -> dict[str, str]:
+    """A row of ``resource`` with every field blank except ``values`` (profiles_v2: also the custom ``attributes``)."""
+    fields = requested_fields(RESOURCES[resource], attributes)
     unknown = set(values) - set(fields)
     assert not unknown, unknown
     return {f: values.get(f, "") for f in fields}

@@ -168,8 +168,16 @@ def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
     write_bronze(
         "sessions_starts",
         [row("sessions_starts", session_start_datetime="2026-11-01 07:59:58", session_id="10000000001",
-             installation_id="a" * 32, appmetrica_device_id=BIG_ID, app_version_name="1.0",
-             connection_type="wifi", city="Москва", country_iso_code="RU")],
+             appmetrica_device_id=BIG_ID, app_version_name="1.0",
+             connection_type="wifi", city="Москва", country_iso_code="RU"),
+         row("sessions_starts", session_start_datetime="2026-11-01 09:30:00", session_id="30000000003",
+             appmetrica_device_id=BIG_ID, city="Москва", country_iso_code="RU")],
+    )  # fmt: skip
+    write_bronze(
+        "profiles_v2",
+        [row("profiles_v2", profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sdk_version="6002000"),
+         row("profiles_v2", profile_id="u2", appmetrica_device_id=BIG_ID, appmetrica_sdk_version="10000000"),
+         row("profiles_v2", profile_id="u3", appmetrica_device_id="5", appmetrica_sdk_version="99999999")],
     )  # fmt: skip
     build_silver(DAY, layout)
 
@@ -177,16 +185,22 @@ def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
     assert len(devices) == 1
     assert devices[0]["os_version"] == "14"  # latest known value of the day
     assert devices[0]["first_seen_at"] == dt.datetime(2026, 11, 1, 7, 59, 58)
-    assert devices[0]["observations"] == 4
+    assert devices[0]["observations"] == 5
 
     tech = {r["session_id"]: r for r in read(layout, "technical_data").to_pylist()}
+    assert set(tech) == {10000000001, 20000000002, 30000000003}  # a session is (device, session_id)
+    # sessions_starts has no installation_id: a session's comes from its events, none without events
+    assert tech[10000000001]["installation_id"] == "a" * 32
+    assert tech[30000000003]["installation_id"] is None
+    # the SDK version is the device's profile's (the highest of its profiles), numerically compared
+    assert {r["appmetrica_sdk_version"] for r in tech.values()} == {"10000000"}
     assert tech[10000000001]["source"] == "sessions_starts"
     assert tech[10000000001]["session_started_at"] == dt.datetime(2026, 11, 1, 7, 59, 58)
     assert tech[10000000001]["connection_type"] == "wifi"
     assert tech[20000000002]["source"] == "events" and tech[20000000002]["connection_type"] == "cell"
 
     locations = {(r["city"], r["observations"]) for r in read(layout, "user_locations").to_pylist()}
-    assert locations == {("Москва", 3), ("Казань", 1)}
+    assert locations == {("Москва", 4), ("Казань", 1)}
 
     # Derived rows name the bronze record their values came from.
     events_file = "bronze/appmetrica/events/date=2026-11-01/events.part-00000-of-00001.csv.gz"
@@ -201,7 +215,7 @@ def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
 def test_every_silver_row_is_traceable_to_a_bronze_record(layout, write_bronze, empty_bronze):
     empty_bronze()
     write_bronze("events", [event(event_json=TRICKY_JSON, session_id=str(i)) for i in range(1, 4)])
-    write_bronze("profiles_v2", [row("profiles_v2", profile_id="u1", custom_attributes='{"a": {"b": 1}}')])
+    write_bronze("profiles_v2", [row("profiles_v2", ("plan",), profile_id="u1", plan="pro")], attributes=("plan",))
     write_bronze("revenue_events", [row("revenue_events", appmetrica_device_id="1",
                                         event_datetime="2026-11-01 10:00:00", revenue_price="4.99")])  # fmt: skip
     write_bronze("ad_revenue_events", [row("ad_revenue_events", appmetrica_device_id="1", ad_revenue="0.001",
@@ -217,24 +231,42 @@ def test_every_silver_row_is_traceable_to_a_bronze_record(layout, write_bronze, 
             assert bronze.is_file() and r["bronze_row"] >= 1, (table, r)
 
 
-def test_profiles_keep_one_row_per_profile_and_flatten_custom_attributes(layout, write_bronze, empty_bronze):
+def test_profiles_keep_one_row_per_profile_and_one_row_per_set_custom_attribute(layout, write_bronze, empty_bronze):
     empty_bronze()
-    attrs = json.dumps({"plan": "pro", "level": 7, "prefs": {"dark": True}})
+    attributes = ("plan", "level", "nickname")
     write_bronze(
         "profiles_v2",
         [
-            row("profiles_v2", profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="3",
-                custom_attributes=json.dumps({"plan": "free"})),
-            row("profiles_v2", profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="4",
-                appmetrica_notifications_enabled="true", custom_attributes=attrs),
+            row("profiles_v2", attributes, profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="3",
+                plan="free"),
+            row("profiles_v2", attributes, profile_id="u1", appmetrica_device_id=BIG_ID, appmetrica_sessions="4",
+                appmetrica_notifications_enabled="true", plan="pro", level="7", nickname='Ali "the 1st", Zürich'),
+            row("profiles_v2", attributes, profile_id="u0", level="2"),
         ],
+        attributes=attributes,
     )  # fmt: skip
     build_silver(DAY, layout)
     perm = read(layout, "permanent_user_properties").to_pylist()
-    assert [(p["profile_id"], p["sessions"], p["notifications_enabled"]) for p in perm] == [("u1", 4, True)]
+    assert [(p["profile_id"], p["sessions"], p["notifications_enabled"]) for p in perm] == [
+        ("u0", None, None),
+        ("u1", 4, True),
+    ]
     rows = read(layout, "tmp_user_properties").to_pylist()
-    tmp = {(r["attribute_name"], r["value_text"], r["value_type"]) for r in rows}
-    assert tmp == {("plan", "pro", "string"), ("level", "7", "integer"), ("prefs.dark", "true", "boolean")}
+    got = [(r["profile_id"], r["attribute_name"], r["value_text"], r["value_type"]) for r in rows]
+    # the latest row of a profile wins; an attribute left empty is not set (no row); exported text, no type
+    assert got == [
+        ("u0", "level", "2", "string"),
+        ("u1", "plan", "pro", "string"),
+        ("u1", "level", "7", "string"),
+        ("u1", "nickname", 'Ali "the 1st", Zürich', "string"),
+    ]
+    assert {r["bronze_row"] for r in rows if r["profile_id"] == "u1"} == {2}
+
+
+def test_no_configured_attributes_give_no_attribute_rows(layout, write_bronze, empty_bronze):
+    empty_bronze()
+    write_bronze("profiles_v2", [row("profiles_v2", profile_id="u1")])
+    assert build_silver(DAY, layout)["tables"]["tmp_user_properties"] == 0
 
 
 def test_missing_column_fails_naming_it_and_keeps_previous_silver(layout, write_bronze, empty_bronze):

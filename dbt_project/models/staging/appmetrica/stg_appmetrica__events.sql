@@ -47,7 +47,6 @@ renamed as (
         cast(app_package_name as varchar) as app_package_name,
         cast(app_version_name as varchar) as app_version_name,
         cast(app_build_number as bigint) as app_build_number,
-        cast(appmetrica_sdk_version as varchar) as appmetrica_sdk_version,
 
         -- dates and timestamps
         cast(event_date as date) as event_date,
