@@ -235,8 +235,8 @@ class LocalStore:
             return []
         entries = []
         for child in folder.iterdir():
-            if child.name.startswith(".tmp-"):
-                continue
+            if child.name.startswith(".tmp-") or not child.resolve().is_relative_to(self.root):
+                continue  # a stage, or a link to something outside the publish folder (never shown nor read)
             key = f"{prefix}{child.name}"
             if child.is_dir():
                 entries.append(Entry(key + "/", True))

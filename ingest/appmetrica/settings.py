@@ -153,10 +153,14 @@ class AppMetricaSettings:
             if key not in extra_dict or extra_dict[key] in (None, ""):
                 continue
             raw = extra_dict[key]
+            what = "a whole number" if kind is int else "a number"
             try:
+                if kind is not str and (isinstance(raw, bool) or (kind is int and isinstance(raw, float)
+                                                                  and not raw.is_integer())):  # fmt: skip
+                    raise ValueError(raw)  # int(1.9) would quietly be 1, int(True) 1
                 options[key] = raw if kind is str else kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"connection {CONNECTION_ID}: extra.{key} must be a number, got {raw!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigError(f"connection {CONNECTION_ID}: extra.{key} must be {what}, got {raw!r}") from None
         if extra_dict.get("profile_attributes") is not None:
             options["profile_attributes"] = extra_dict["profile_attributes"]
         return cls(base_url=base_url, token=str(password), application_id=str(app_id), **options)

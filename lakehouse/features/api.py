@@ -10,14 +10,16 @@ Airflow does not authenticate plugin apps (a mounted sub-application inherits no
 API's dependencies), so every route here depends on Airflow's own ``get_user``
 (``airflow.api_fastapi.core_api.security``): a JWT in ``Authorization: Bearer ...`` (from
 ``POST /auth/token``) or the UI's session cookie, validated by the configured auth manager; 401
-without one, 403 for an invalid one.
+without one, 403 for an invalid one. The API's own description (``/docs``, ``/redoc``,
+``/openapi.json``) is served by routes of this app too, so it sits behind the same check.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from lakehouse.features.online import LatestFeatureStore, parse_device_id
@@ -62,8 +64,27 @@ def create_app(store: LatestFeatureStore | None = None, *, require_auth: bool = 
         title="Lakehouse features",
         description="Latest feature vector per AppMetrica device, from the gold marts.",
         dependencies=dependencies,
+        docs_url=None,  # FastAPI's built-in description routes skip app dependencies: served below instead
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.store = store
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger(request: Request) -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url=f"{request.scope.get('root_path', '')}/openapi.json", title=app.title)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(openapi_url=f"{request.scope.get('root_path', '')}/openapi.json", title=app.title)
 
     def _unavailable(exc: Exception) -> HTTPException:
         return HTTPException(status_code=503, detail=f"features are not available: {exc}")

@@ -26,9 +26,13 @@ _MAX_UINT64 = 2**64 - 1
 
 def parse_device_id(value: str | int) -> int:
     """A device id from a path segment or an int: 1-20 digits within the unsigned 64-bit range."""
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= _MAX_UINT64:
+        raise FeatureError(f"appmetrica_device_id must be within the unsigned 64-bit range, got a {value.bit_length()}"
+                           "-bit integer")  # fmt: skip
     text = str(value).strip() if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str) or not text.isdigit() or not text.isascii() or len(text) > 20:
-        raise FeatureError(f"appmetrica_device_id must be 1-20 digits, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:24]}... ({len(str(value))} characters)"
+        raise FeatureError(f"appmetrica_device_id must be 1-20 digits, got {shown}")
     number = int(text)
     if number > _MAX_UINT64:
         raise FeatureError(f"appmetrica_device_id {value!r} is above the unsigned 64-bit range")

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.sources.config import ResourceSpec, SourceConfigError, SourceSpec, get_source
-from ingest.sources.csv_drop.helpers import check_file, left_alone, safe_file_name
+from ingest.sources.csv_drop.helpers import check_file, left_alone, printable, safe_file_name
 from ingest.sources.csv_drop.settings import (
     INBOX_DIR,
     LOCK_NAME,
@@ -264,7 +264,8 @@ class CsvDropSource:
         copied_sha, size = _copy_hashing(path, folder / name)
         if copied_sha != sha:
             (folder / name).unlink(missing_ok=True)
-            log.warning("source %s: %s changed while it was being loaded; left in the inbox", self.spec.name, path)
+            log.warning("source %s: %s changed while it was being loaded; left in the inbox", self.spec.name,
+                        printable(path))  # fmt: skip
             return None
         manifest_path = folder / MANIFEST_NAME
         if manifest_path.exists():
@@ -285,7 +286,7 @@ class CsvDropSource:
         path.unlink()
         fsync_path(path.parent)
         bronze = (folder / name).relative_to(layout.root).as_posix()
-        log.info("source %s: %s (%d rows) -> %s", self.spec.name, origin or path, rows, bronze)
+        log.info("source %s: %s (%d rows) -> %s", self.spec.name, printable(origin or path), rows, bronze)
         return {"file": original, "resource": res.name, "rows": rows, "sha256": sha, "bronze": bronze,
                 "date": day.isoformat()}  # fmt: skip
 
@@ -314,7 +315,8 @@ class CsvDropSource:
         path.unlink()
         fsync_path(path.parent)
         where = (folder / name).relative_to(layout.root).as_posix()
-        log.warning("source %s: %s rejected (%s) -> %s", self.spec.name, origin or path, info["reason"], where)
+        log.warning("source %s: %s rejected (%s) -> %s", self.spec.name, printable(origin or path),
+                    printable(info["reason"]), where)  # fmt: skip
         return {"file": original, "resource": resource, "reason": info["reason"], "quarantine": where}
 
 

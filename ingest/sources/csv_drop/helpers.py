@@ -47,6 +47,15 @@ def safe_file_name(name: str) -> str:
     return cleaned[:150]
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters (line breaks, escapes) written as ``\\n``, ``\\x1b``...: a file name put
+    in a log line cannot start a line of its own."""
+    return _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def left_alone(name: str) -> bool:
     """True for inbox names a pick-up skips: starting with ``.`` or ``_``, or a name a producer is still
     writing (``*.tmp``, ``*.part``, ... : write elsewhere, then rename into the inbox)."""

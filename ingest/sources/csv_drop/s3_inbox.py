@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.sources.config import SourceConfigError
-from ingest.sources.csv_drop.helpers import left_alone
+from ingest.sources.csv_drop.helpers import left_alone, printable
 from lakehouse.fsutil import atomic_file
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class S3Inbox:
             raise S3InboxError(f"reading {self.uri(obj.key)} failed: {type(exc).__name__}: {exc}") from exc
         if str(head.get("ETag", "")).strip('"') != obj.etag:
             log.warning("%s was replaced after it was picked up; the new version stays for the next pick-up",
-                        self.uri(obj.key))  # fmt: skip
+                        printable(self.uri(obj.key)))  # fmt: skip
             return False
         try:
             self.client.delete_object(Bucket=self.bucket, Key=obj.key)
