@@ -180,8 +180,10 @@ class AppMetricaSettings:
         if text.startswith("{"):
             try:
                 conn = json.loads(text)
-            except ValueError as exc:
-                raise ConfigError(f"environment variable {var} is not valid JSON (at position {exc.pos})") from None
+            except json.JSONDecodeError as exc:  # the message names where, never the text (it holds the token)
+                raise ConfigError(
+                    f"environment variable {var} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                ) from None
             if not isinstance(conn, dict):
                 raise ConfigError(f"environment variable {var} must be a JSON object")
             try:

@@ -67,3 +67,14 @@ def test_well_formed_connections_still_work(monkeypatch):
     conn = {"conn_type": "http", "host": "http://127.0.0.1:9", "password": SECRET, "extra": {"application_id": "7"}}
     monkeypatch.setenv("AIRFLOW_CONN_APPMETRICA_DEFAULT", json.dumps(conn))
     assert appmetrica_settings_from_airflow().application_id == "7"
+
+
+def test_the_cli_names_the_variable_and_the_json_error(tmp_path, monkeypatch, capsys):
+    from lakehouse.cli import main
+
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRFLOW_CONN_APPMETRICA_DEFAULT", MALFORMED[1][0])
+    assert main(["extract", "--resource", "events", "--date", "2026-11-01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("lakehouse extract: environment variable AIRFLOW_CONN_APPMETRICA_DEFAULT is not valid JSON: "
+                   "Expecting ',' delimiter at line 1 column 22")  # fmt: skip
