@@ -76,7 +76,7 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
                 "host": server.url,
                 "password": token,
                 # The demo server answers 429 beyond 3 queued exports (as the real API limits them); the
-                # four extracts run in parallel under `make airflow`, so the demo waits 2 s, not 60 s.
+                # eight extracts run in parallel under `make airflow`, so the demo waits 2 s, not 60 s.
                 # profile_attributes: the custom profile attributes the demo app sets, exported by name.
                 "extra": {"application_id": DEMO_APPLICATION_ID, "poll_interval_seconds": 0.2,
                           "poll_timeout_seconds": 120, "quota_wait_seconds": 2,

@@ -89,6 +89,24 @@ def app_timezone() -> ZoneInfo:
         raise ConfigError(f"LAKEHOUSE_APP_TIMEZONE={name!r} is not a known IANA time zone") from None
 
 
+DEFAULT_REPORTING_CURRENCY = "USD"
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
+
+def reporting_currency() -> str:
+    """The one currency revenue features add amounts in (``LAKEHOUSE_REPORTING_CURRENCY``, default USD).
+
+    An ISO 4217 code of three capital letters. Amounts exported in another currency are never converted: the
+    features count them apart (docs/features.md).
+    """
+    code = os.environ.get("LAKEHOUSE_REPORTING_CURRENCY", "").strip() or DEFAULT_REPORTING_CURRENCY
+    if not _CURRENCY_RE.fullmatch(code):
+        raise ConfigError(
+            f"LAKEHOUSE_REPORTING_CURRENCY must be an ISO 4217 code of three capital letters (e.g. USD), got {code!r}"
+        )
+    return code
+
+
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.fsutil import TMP_PREFIX, fsync_path, write_json
-from lakehouse.settings import REPO_ROOT, Layout, check_name
+from lakehouse.settings import REPO_ROOT, Layout, check_name, reporting_currency
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ def _dbt_env(layout: Layout, database: Path | None = None) -> dict[str, str]:
     env["LAKEHOUSE_DBT_DATABASE"] = str(database or dbt_paths(layout)["database"])  # read by profiles.yml
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
+    env["LAKEHOUSE_REPORTING_CURRENCY"] = reporting_currency()  # checked here, read by the macro reporting_currency
     if database is None or database == dbt_paths(layout)["database"]:  # the AppMetrica build reads the lake
         from lakehouse.storage import dbt_lake_env
 
@@ -354,6 +355,13 @@ def _new_state(partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | 
     return {"version": STATE_VERSION, "partitions": out, "last_export_date": last}
 
 
+def _gold_silver_tables() -> tuple[str, ...]:
+    """The silver tables the gold marts read: events_part, and the revenue, ad revenue, crash and error tables."""
+    from transforms.silver.schemas import TYPED_ROW_TABLES
+
+    return ("events_part", *TYPED_ROW_TABLES)
+
+
 def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | None, str]:
     """Decide what a daily build recomputes, or why it must rebuild everything (plan None)."""
     state = _read_state(layout)
@@ -408,6 +416,10 @@ def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | Non
     read = [f for day in silver_dates for f in partitions[day]["files"]]
     if earliest + dt.timedelta(days=WINDOW_DAYS) <= last and _first_seen_may_move(layout, sorted(event_dates), read):
         features.update(earliest + dt.timedelta(days=k) for k in range((last - earliest).days + 1))
+    older = [f"{t}/date={d}" for d in sorted(silver_dates) for t in _gold_silver_tables()
+             if not any(layout.silver(t, d).glob("*.parquet"))]  # fmt: skip
+    if older:  # read by name, such a partition would fail the build; a full build reads what exists
+        return None, f"silver partitions to read are missing ({', '.join(older[:3])}...): built before those tables"
     plan = _Plan(sorted(silver_dates), sorted(event_dates), sorted(features), last)
     return plan, f"{len(changed)} changed silver partition(s)"
 
@@ -485,6 +497,12 @@ def build_gold(
         silver_events = layout.silver_table("events_part")
         if not silver_present(layout):
             raise GoldBuildError(f"no silver events_part Parquet under {silver_events}: nothing to build gold from")
+        absent = [t for t in _gold_silver_tables() if not silver_present(layout, t)]
+        if absent:  # a lake whose silver was built before these tables existed
+            raise GoldBuildError(
+                f"silver has no partition of {', '.join(absent)} (its days were built before those tables existed): "
+                "rebuild the silver of at least one day (a daily run does) before building gold"
+            )
     run_results_path = paths["target"] / "run_results.json"
     run_results_path.unlink(missing_ok=True)
 

@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from lakehouse.features.online import LatestFeatureStore, parse_device_id
+from lakehouse.features.online import LatestFeatureStore, json_value, parse_device_id
 from lakehouse.features.store import FeatureError
 
 URL_PREFIX = "/lakehouse-features"
@@ -34,7 +34,9 @@ class LatestFeatures(BaseModel):
     appmetrica_device_id: str = Field(description="The device id, as text (exact above 2**53).")
     feature_date: str = Field(description="The feature_date (YYYY-MM-DD) the values describe.")
     feature_set_version: str = Field(description="The registry's feature-set version the values belong to.")
-    features: dict[str, Any] = Field(description="device_features_daily's feature columns and their values.")
+    features: dict[str, Any] = Field(
+        description="device_features_daily's feature columns and their values (money amounts as decimal text)."
+    )
 
 
 class FeatureSetInfo(BaseModel):
@@ -118,6 +120,7 @@ def create_app(store: LatestFeatureStore | None = None, *, require_auth: bool = 
             raise _unavailable(exc) from None
         if found is None:
             raise HTTPException(status_code=404, detail=f"no features for device {appmetrica_device_id}")
+        found["features"] = {k: json_value(v) for k, v in found["features"].items()}
         return LatestFeatures(**found)
 
     return app

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from lakehouse.console import result, result_json
+from lakehouse.features.online import json_value
 
 _LIST_COLUMNS = ("name", "role", "value_type", "window", "entity", "owner", "tags", "version")
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         found = features.LatestFeatureStore(args.source).lookup(args.device_id)
         if found is None:
             raise features.FeatureError(f"no features for device {args.device_id}")
-        result_json(found)
+        result_json(found | {"features": {k: json_value(v) for k, v in found["features"].items()}})
     elif command == "latency":
         result_json(features.lookup_latency(args.n, source=args.source, through=args.through))
     return 0

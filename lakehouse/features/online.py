@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ def parse_device_id(value: str | int) -> int:
     if number > _MAX_UINT64:
         raise FeatureError(f"appmetrica_device_id {value!r} is above the unsigned 64-bit range")
     return number
+
+
+def json_value(value: Any) -> Any:
+    """A feature value the way JSON carries it: an exact decimal (a money amount) as fixed-point text, since a JSON
+    number would turn into a float on the way; anything else as it is."""
+    return format(value, "f") if isinstance(value, Decimal) else value
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,27 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
     daily_events = scalar("select sum(events_count) from read_parquet(?, hive_partitioning=true)", daily_glob)
     assert daily_events == all_events
 
+    # revenue, ad revenue, crashes and errors reach the day's features, each row counted once
+    gold_features = f"{data}/gold/device_features_daily/**/*.parquet"
+    con.execute(f"create view features as select * from read_parquet('{gold_features}')"  # noqa: S608 - a tmp path
+                f" where feature_date = date '{DAY}'")  # fmt: skip
+    for resource, feature, date_column, days, where in (
+        ("revenue_events", "purchases_28d", "event_date", 28, "revenue_price >= 0"),
+        ("ad_revenue_events", "ad_revenue_other_currency_events_28d", "ad_revenue_date", 28,
+         "ad_revenue_currency <> 'USD'"),
+        ("crashes", "crashes_7d", "crash_date", 7, "true"),
+        ("errors", "errors_7d", "error_date", 7, "true"),
+    ):  # fmt: skip
+        assert report["bronze_rows"][resource] > 0, resource
+        counted = con.execute(f"select sum({feature}) from features").fetchone()[0]  # noqa: S608 - constants
+        sql = (f"select count(*) from read_parquet('{data}/silver/{resource}/*/*.parquet') where {where}"  # noqa: S608
+               f" and {date_column} > date '{DAY}' - {days}"
+               " and appmetrica_device_id in (select appmetrica_device_id from features)")  # fmt: skip
+        silver = con.execute(sql).fetchone()[0]
+        assert counted == silver > 0, resource
+    revenue, ads = con.execute("select sum(revenue_28d), sum(ad_revenue_28d) from features").fetchone()
+    assert revenue > 0 and ads > 0
+
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"gold/_manifests/date={DAY}/manifest.json")["Body"].read())
     keys = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="gold/")["Contents"]}
     assert {o["mart"] for o in manifest["objects"]} == set(MARTS)

@@ -8,6 +8,7 @@ CLI, and the latest-feature lookup app.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 import random
@@ -28,6 +29,7 @@ from feature_lake import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS,
 from lakehouse import cli
 from lakehouse.features import FeatureError, LatestFeatureStore, get_historical_features, list_features
 from lakehouse.features.api import create_app
+from lakehouse.features.online import json_value
 from lakehouse.settings import Layout
 from transforms.gold import build_gold
 
@@ -36,6 +38,11 @@ pytestmark = pytest.mark.integration
 NUMERIC = [
     "events_1d", "events_7d", "events_28d", "sessions_7d", "active_days_28d", "days_since_first_seen",
     "days_since_last_event",
+]  # fmt: skip
+# served by the lookup besides NUMERIC; not transformed
+MONEY_AND_STABILITY = [
+    "purchases_28d", "revenue_28d", "revenue_other_currency_events_28d", "ad_revenue_28d",
+    "ad_revenue_other_currency_events_28d", "crashes_7d", "errors_7d",
 ]  # fmt: skip
 CATEGORICAL = ["os_name", "device_type", "country_iso_code"]
 TZ = ZoneInfo("Europe/Moscow")
@@ -239,13 +246,14 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
     )
     result = get_historical_features(
         entity_df,
-        ["events_7d", "days_since_last_event", "events_count", "os_name_one_hot", "events_1d_standard"],
+        ["events_7d", "days_since_last_event", "events_count", "os_name_one_hot", "events_1d_standard", "revenue_28d",
+         "crashes_7d"],
         source=feature_lake.gold,
-    )
+    )  # fmt: skip
     assert list(result.columns) == [
         "appmetrica_device_id", "event_timestamp", "label", "events_7d", "days_since_last_event", "events_count",
-        "os_name_one_hot", "events_1d_standard", "device_features_daily__feature_date", "fct_device_daily__event_date",
-        "device_features_daily_transformed__feature_date",
+        "os_name_one_hot", "events_1d_standard", "revenue_28d", "crashes_7d", "device_features_daily__feature_date",
+        "fct_device_daily__event_date", "device_features_daily_transformed__feature_date",
     ]  # fmt: skip
     assert list(result["label"]) == list(range(len(texts)))
     nulls = 0
@@ -255,12 +263,16 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
         if hit is None:
             nulls += 1
             assert pd.isna(row["events_7d"]) and pd.isna(row["device_features_daily__feature_date"]), (device, text)
+            assert pd.isna(row["revenue_28d"]) and pd.isna(row["crashes_7d"])
         else:
             assert row["device_features_daily__feature_date"] == hit[0] < cutoff
-            assert (row["events_7d"], row["days_since_last_event"]) == (
+            assert (row["events_7d"], row["days_since_last_event"], row["revenue_28d"], row["crashes_7d"]) == (
                 hit[1]["events_7d"],
                 hit[1]["days_since_last_event"],
+                hit[1]["revenue_28d"],
+                hit[1]["crashes_7d"],
             )
+            assert isinstance(row["revenue_28d"], decimal.Decimal)
         hit = latest_before(fct.get(device, []), cutoff)
         assert (None if pd.isna(row["events_count"]) else row["events_count"]) == (hit and hit[1]["events_count"])
         hit = latest_before(transformed.get(device, []), cutoff)
@@ -386,10 +398,16 @@ def test_lookup_returns_the_latest_vector(feature_lake: FeatureLake, client: Tes
             "appmetrica_device_id": str(device),
             "feature_date": day.isoformat(),
             "feature_set_version": version,
-            "features": {c: row[c] for c in NUMERIC},
+            # exact decimals travel as JSON strings, never as floats
+            "features": {c: json_value(row[c]) for c in SERVED},
         }
     info = client.get("/").json()
-    assert info["feature_set_version"] == version and info["features"] == NUMERIC and info["devices"] == len(daily)
+    assert info["feature_set_version"] == version and info["features"] == SERVED and info["devices"] == len(daily)
+    revenue = {client.get(f"/{d}").json()["features"]["revenue_28d"] for d in sorted(daily)}
+    assert "0.000000000" in revenue and len(revenue) > 1
+
+
+SERVED = [*NUMERIC, *MONEY_AND_STABILITY]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ without a token get 401, with a bad token 403, with a JWT minted by the auth man
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from feature_lake import LATE_DEVICE, FeatureLake
 
 from lakehouse.features import LatestFeatureStore
+from lakehouse.features.online import json_value
 from lakehouse.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -73,4 +75,6 @@ def test_plugin_serves_latest_features_behind_airflow_auth(feature_lake: Feature
     assert (result["anonymous"], result["bad_token"]) == (401, 403)
     assert (result["authenticated"], result["cookie"]) == (200, 200)
     assert (result["unknown"], result["invalid"]) == (404, 422)
-    assert result["body"] == LatestFeatureStore(feature_lake.gold).lookup(LATE_DEVICE)
+    expected = LatestFeatureStore(feature_lake.gold).lookup(LATE_DEVICE)
+    assert expected is not None and isinstance(expected["features"]["revenue_28d"], decimal.Decimal)
+    assert result["body"] == expected | {"features": {k: json_value(v) for k, v in expected["features"].items()}}

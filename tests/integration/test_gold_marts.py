@@ -9,6 +9,7 @@ GoldBuildError naming the test while leaving the published files untouched.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import json
 import random
@@ -25,7 +26,7 @@ import pytest
 
 from lakehouse.settings import Layout
 from transforms.gold import GoldBuildError, build_gold, dbt_paths, generate_docs
-from transforms.silver.schemas import EVENTS_PART
+from transforms.silver.schemas import SILVER_TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -179,20 +180,59 @@ def make_events(seed: int = 20261101, devices: int = 300) -> list[dict]:
     return gen.rows
 
 
+REPORTING_CURRENCY = "USD"  # the default of LAKEHOUSE_REPORTING_CURRENCY
+
+
+def money_and_stability(events: list[dict]) -> dict[str, list[dict]]:
+    """Rows of revenue_events, ad_revenue_events, crashes and errors derived from some of ``events`` (by event name
+    and event_id digits, no random stream: the events stay as they were), at the event's time and export date."""
+    out: dict[str, list[dict]] = {"revenue_events": [], "ad_revenue_events": [], "crashes": [], "errors": []}
+    for e in events:
+        digits = list(hashlib.md5(e["event_id"].encode()).digest()[:9])  # noqa: S324 - not for security
+        common = {"appmetrica_device_id": e["appmetrica_device_id"], "export_date": e["export_date"],
+                  "record_id": f"{e['event_id']}-x"}  # fmt: skip
+        if e["event_name"] == "purchase" and digits[0] % 2 == 0:
+            cents = (digits[1] * 16 + digits[2]) * 7 + 1
+            out["revenue_events"].append(common | {
+                "event_date": e["event_date"], "event_datetime": e["event_datetime"],
+                "revenue_price": decimal.Decimal(cents if digits[3] % 16 else -cents) / 100,  # 1 in 16 is a refund
+                "revenue_currency": ("USD", "USD", "USD", "RUB", "EUR", None)[digits[4] % 6],
+                "revenue_quantity": (1, 1, 2, None)[digits[5] % 4],
+            })  # fmt: skip
+        elif e["event_name"] == "screen_view" and digits[0] % 3 == 0:
+            out["ad_revenue_events"].append(common | {
+                "ad_revenue_date": e["event_date"], "ad_revenue_datetime": e["event_datetime"],
+                "ad_revenue": decimal.Decimal(digits[1] * 4096 + digits[2] * 256 + digits[3] + 1).scaleb(-9),
+                "ad_revenue_currency": ("USD", "USD", "EUR")[digits[4] % 3],
+            })  # fmt: skip
+        elif e["event_name"] == "level_up" and digits[0] % 8 < 3:
+            out["crashes"].append(common | {"crash_date": e["event_date"], "crash_datetime": e["event_datetime"]})
+        elif e["event_name"] == "search" and digits[0] % 2 == 0:
+            out["errors"].append(common | {"error_date": e["event_date"], "error_datetime": e["event_datetime"]})
+    return out
+
+
+def _write_partition(root: Path, table: str, export_date: dt.date, rows: list[dict]) -> None:
+    schema = SILVER_TABLES[table].schema
+    folder = Layout(root).silver(table, export_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns: dict[str, list] = {name: [] for name in schema.names}
+    for n, row in enumerate(rows):
+        full = {**row, "bronze_file": f"bronze/appmetrica/{table}/date={export_date}/{table}.csv", "bronze_row": n}
+        for name in schema.names:
+            columns[name].append(full.get(name))
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), folder / "part-00000.parquet")
+
+
 def write_silver(root: Path, rows: list[dict]) -> None:
+    """events_part of ``rows`` and the revenue, ad revenue, crash and error rows derived from them."""
     by_export: dict[dt.date, list[dict]] = defaultdict(list)
     for row in rows:
         by_export[row["export_date"]].append(row)
-    names = EVENTS_PART.schema.names
     for export_date, part in sorted(by_export.items()):
-        folder = Layout(root).silver("events_part", export_date)
-        folder.mkdir(parents=True, exist_ok=True)
-        columns: dict[str, list] = {name: [] for name in names}
-        for n, row in enumerate(part):
-            full = {**row, "bronze_file": f"bronze/appmetrica/events/date={export_date}/events.csv", "bronze_row": n}
-            for name in names:
-                columns[name].append(full.get(name))
-        pq.write_table(pa.Table.from_pydict(columns, schema=EVENTS_PART.schema), folder / "part-00000.parquet")
+        _write_partition(root, "events_part", export_date, part)
+        for table, derived in money_and_stability(part).items():
+            _write_partition(root, table, export_date, derived)
 
 
 # --------------------------------------------------------------------------- brute-force truth
@@ -247,6 +287,10 @@ def expected_dim_devices(events: pd.DataFrame) -> list[tuple]:
 
 
 def expected_device_features_daily(events: pd.DataFrame) -> list[tuple]:
+    extra = money_and_stability(events.to_dict("records"))
+    for rows in extra.values():
+        for r in rows:
+            r["appmetrica_device_id"] = int(r["appmetrica_device_id"])
     spine_start = events["event_date"].min()
     spine_end = events["export_date"].max()
     spine = [spine_start + dt.timedelta(days=i) for i in range((spine_end - spine_start).days + 1)]
@@ -259,6 +303,7 @@ def expected_device_features_daily(events: pd.DataFrame) -> list[tuple]:
             if not in_28:
                 continue
             in_7 = [(d, s) for d, s in past if (feature_date - d).days <= 6]
+            money = _money_windows(extra, int(device), feature_date)
             out.append(
                 (
                     int(device),
@@ -270,9 +315,32 @@ def expected_device_features_daily(events: pd.DataFrame) -> list[tuple]:
                     len({d for d, _ in in_28}),
                     (feature_date - min(d for d, _ in past)).days,
                     (feature_date - max(d for d, _ in past)).days,
+                    *money,
                 )
             )
     return out
+
+
+def _money_windows(extra: dict[str, list[dict]], device: int, feature_date: dt.date) -> tuple:
+    """purchases_28d .. errors_7d of one device and feature date, from the derived rows (brute force)."""
+
+    def within(rows: list[dict], date_column: str, days: int) -> list[dict]:
+        return [r for r in rows if r["appmetrica_device_id"] == device
+                and 0 <= (feature_date - r[date_column]).days < days]  # fmt: skip
+
+    revenue = within(extra["revenue_events"], "event_date", 28)
+    ads = within(extra["ad_revenue_events"], "ad_revenue_date", 28)
+    in_currency = [r for r in revenue if r["revenue_currency"] == REPORTING_CURRENCY]
+    ads_in_currency = [r for r in ads if r["ad_revenue_currency"] == REPORTING_CURRENCY]
+    return (
+        sum(1 for r in revenue if r["revenue_price"] >= 0),
+        sum((r["revenue_price"] * (r["revenue_quantity"] or 1) for r in in_currency), decimal.Decimal(0)),
+        len(revenue) - len(in_currency),
+        sum((r["ad_revenue"] for r in ads_in_currency), decimal.Decimal(0)),
+        len(ads) - len(ads_in_currency),
+        len(within(extra["crashes"], "crash_date", 7)),
+        len(within(extra["errors"], "error_date", 7)),
+    )
 
 
 COLUMNS = {
@@ -286,7 +354,9 @@ COLUMNS = {
     ],
     "device_features_daily": [
         "appmetrica_device_id", "feature_date", "events_1d", "events_7d", "events_28d", "sessions_7d",
-        "active_days_28d", "days_since_first_seen", "days_since_last_event",
+        "active_days_28d", "days_since_first_seen", "days_since_last_event", "purchases_28d", "revenue_28d",
+        "revenue_other_currency_events_28d", "ad_revenue_28d", "ad_revenue_other_currency_events_28d", "crashes_7d",
+        "errors_7d",
     ],
 }  # fmt: skip
 
@@ -341,6 +411,21 @@ def test_synthetic_data_covers_the_edge_cases(built: Built) -> None:
     assert ev.loc[ev["appmetrica_device_id"] == NULL_SESSIONS_DEVICE, "session_id"].isna().all()
     assert ev["export_date"].max() == LAST_EXPORT > ev["event_date"].max()
     assert (ev["export_date"] > ev["event_date"]).sum() > 10  # late arrivals
+    extra = money_and_stability(ev.to_dict("records"))
+    revenue = extra["revenue_events"]
+    assert any(r["revenue_price"] < 0 for r in revenue) and any(r["revenue_quantity"] is None for r in revenue)
+    assert {r["revenue_currency"] for r in revenue} == {"USD", "RUB", "EUR", None}
+    assert {r["ad_revenue_currency"] for r in extra["ad_revenue_events"]} == {"USD", "EUR"}
+    assert min(len(rows) for rows in extra.values()) > 20
+
+
+def test_revenue_and_stability_features_are_not_trivially_zero(built: Built) -> None:
+    rows = read_mart(built.root, "device_features_daily")
+    names = COLUMNS["device_features_daily"]
+    for column in ("purchases_28d", "revenue_28d", "revenue_other_currency_events_28d", "ad_revenue_28d",
+                   "ad_revenue_other_currency_events_28d", "crashes_7d", "errors_7d"):  # fmt: skip
+        assert any(row[names.index(column)] for row in rows), column
+    assert any(row[names.index("revenue_28d")] < 0 for row in rows)  # a refund alone in its window
 
 
 def test_summary_names_marts_rows_and_tests(built: Built) -> None:
@@ -352,10 +437,12 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
         assert info["rows"] == pq.read_metadata(path).num_rows
         if mart in MARTS:
             assert info["rows"] == len(read_mart(built.root, mart))
-    assert summary["models"] == {"success": 9}  # stg_appmetrica__events, 3 int_*, 3 marts, 2 transformer marts
+    # stg_appmetrica__events, __revenue_events, __ad_revenue_events, __crashes, __errors, 5 int_*, 3 marts,
+    # 2 transformer marts
+    assert summary["models"] == {"success": 15}
     assert summary["data_tests"]["pass"] >= 60
     assert set(summary["data_tests"]) == {"pass"}
-    assert summary["unit_tests"] == {"pass": 3}
+    assert summary["unit_tests"] == {"pass": 4}
     assert len(summary["feature_set_version"]) == 16
     # no temporary files left beside the published ones
     gold = built.root / "gold"
@@ -395,7 +482,8 @@ def test_parquet_types(built: Built) -> None:
     features = schemas["device_features_daily"]
     assert features.field("feature_date").type == pa.date32()
     for col in COLUMNS["device_features_daily"][2:]:
-        assert features.field(col).type == pa.int64(), col
+        money = col in ("revenue_28d", "ad_revenue_28d")
+        assert features.field(col).type == (pa.decimal128(38, 9) if money else pa.int64()), col
     assert pa.types.is_timestamp(schemas["fct_device_daily"].field("first_event_at").type)
     assert schemas["fct_device_daily"].field("first_event_at").type.tz is None
 
@@ -500,6 +588,6 @@ def test_staging_covers_the_whole_silver_layer(built: Built, tmp_path: Path) -> 
 
     summary = build_gold(Layout(root), select="path:models/staging/appmetrica")
     assert summary["marts"] == {}
-    assert summary["models"] == {"success": 7}
+    assert summary["models"] == {"success": 11}  # one staging model per silver table
     assert set(summary["data_tests"]) == {"pass"} and summary["data_tests"]["pass"] >= 25
     assert not (root / "gold").exists()

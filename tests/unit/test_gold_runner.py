@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lakehouse.settings import REPO_ROOT, Layout
+from lakehouse.settings import REPO_ROOT, ConfigError, Layout
 from transforms import gold
 
 
@@ -95,9 +96,7 @@ def test_marts_are_the_successful_models_with_gold_meta() -> None:
 
 def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     layout = Layout(tmp_path)
-    part = layout.silver("events_part", dt.date(2026, 11, 1))
-    part.mkdir(parents=True)
-    (part / "part-00000.parquet").write_bytes(b"not read: dbt is stubbed")
+    _fake_silver(layout)
 
     def fake_dbt(
         args: list[str], layout: Layout, *, target: Path, logs: Path, database: Path | None = None
@@ -116,10 +115,45 @@ def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypat
     assert not layout.gold.exists()
 
 
+def _fake_silver(layout: Layout, tables: tuple[str, ...] | None = None) -> None:
+    from transforms.silver.schemas import SILVER_TABLES
+
+    for table in tables or tuple(SILVER_TABLES):
+        part = layout.silver(table, dt.date(2026, 11, 1))
+        part.mkdir(parents=True)
+        (part / "part-00000.parquet").write_bytes(b"not read: dbt is stubbed")
+
+
 def test_no_silver_events_fails_before_running_dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gold, "_run_dbt", lambda *a, **k: pytest.fail("dbt must not run"))
     with pytest.raises(gold.GoldBuildError, match="no silver events_part"):
         gold.build_gold(Layout(tmp_path))
+
+
+def test_silver_built_before_the_revenue_and_crash_tables_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gold, "_run_dbt", lambda *a, **k: pytest.fail("dbt must not run"))
+    _fake_silver(Layout(tmp_path), ("events_part", "mobile_devices", "revenue_events", "errors"))
+    with pytest.raises(gold.GoldBuildError, match=r"no partition of .*ad_revenue_events, crashes.*rebuild the silver"):
+        gold.build_gold(Layout(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["usd", "US", "USDT", "U$D", "USD;drop"])
+def test_a_bad_reporting_currency_is_refused_before_dbt_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             value: str) -> None:  # fmt: skip
+    monkeypatch.setenv("LAKEHOUSE_REPORTING_CURRENCY", value)
+    with pytest.raises(
+        ConfigError, match=r"LAKEHOUSE_REPORTING_CURRENCY must be an ISO 4217 code.*" + re.escape(value)
+    ):
+        gold._dbt_env(Layout(tmp_path))
+
+
+def test_the_reporting_currency_reaches_dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKEHOUSE_REPORTING_CURRENCY", raising=False)
+    assert gold._dbt_env(Layout(tmp_path))["LAKEHOUSE_REPORTING_CURRENCY"] == "USD"
+    monkeypatch.setenv("LAKEHOUSE_REPORTING_CURRENCY", " EUR ")
+    assert gold._dbt_env(Layout(tmp_path))["LAKEHOUSE_REPORTING_CURRENCY"] == "EUR"
 
 
 def test_a_declared_sources_build_uses_its_selector_database_and_target(

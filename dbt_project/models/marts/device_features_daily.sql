@@ -32,6 +32,26 @@ device_sessions as (
 
 ),
 
+device_revenue as (
+
+    select * from {{ ref('int_device_revenue_daily') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where event_date between (select min(d) - 27 from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+        and (select max(d) from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+    {% endif %}
+
+),
+
+device_stability as (
+
+    select * from {{ ref('int_device_stability_daily') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where event_date between (select min(d) - 6 from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+        and (select max(d) from (select unnest([{{ feature_dates[1:-1] }}]) as d))
+    {% endif %}
+
+),
+
 calendar_days as (
 
     select * from {{ ref('int_calendar_days') }}
@@ -108,6 +128,43 @@ window_sessions as (
 
 ),
 
+-- purchases, revenue and ad revenue dated feature_date-27 .. feature_date (never after it)
+window_revenue as (
+
+    select
+        feature_grid.appmetrica_device_id,
+        feature_grid.feature_date,
+        sum(device_revenue.purchases_count) as purchases_28d,
+        sum(device_revenue.revenue_amount) as revenue_28d,
+        sum(device_revenue.revenue_other_currency_events) as revenue_other_currency_events_28d,
+        sum(device_revenue.ad_revenue_amount) as ad_revenue_28d,
+        sum(device_revenue.ad_revenue_other_currency_events) as ad_revenue_other_currency_events_28d
+
+    from feature_grid
+    inner join device_revenue
+        on feature_grid.appmetrica_device_id = device_revenue.appmetrica_device_id
+        and device_revenue.event_date between feature_grid.feature_date - 27 and feature_grid.feature_date
+    group by feature_grid.appmetrica_device_id, feature_grid.feature_date
+
+),
+
+-- crashes and errors dated feature_date-6 .. feature_date
+window_stability as (
+
+    select
+        feature_grid.appmetrica_device_id,
+        feature_grid.feature_date,
+        sum(device_stability.crashes_count) as crashes_7d,
+        sum(device_stability.errors_count) as errors_7d
+
+    from feature_grid
+    inner join device_stability
+        on feature_grid.appmetrica_device_id = device_stability.appmetrica_device_id
+        and device_stability.event_date between feature_grid.feature_date - 6 and feature_grid.feature_date
+    group by feature_grid.appmetrica_device_id, feature_grid.feature_date
+
+),
+
 -- every grid row has an event on or before feature_date, so the first event of all history is
 -- also the first one up to feature_date
 first_seen as (
@@ -132,7 +189,16 @@ final as (
         cast(coalesce(window_sessions.sessions_7d, 0) as bigint) as sessions_7d,
         cast(window_events.active_days_28d as bigint) as active_days_28d,
         cast(window_events.feature_date - first_seen.first_seen_date as bigint) as days_since_first_seen,
-        cast(window_events.feature_date - window_events.last_event_date as bigint) as days_since_last_event
+        cast(window_events.feature_date - window_events.last_event_date as bigint) as days_since_last_event,
+        cast(coalesce(window_revenue.purchases_28d, 0) as bigint) as purchases_28d,
+        cast(coalesce(window_revenue.revenue_28d, 0) as decimal(38, 9)) as revenue_28d,
+        cast(coalesce(window_revenue.revenue_other_currency_events_28d, 0) as bigint)
+            as revenue_other_currency_events_28d,
+        cast(coalesce(window_revenue.ad_revenue_28d, 0) as decimal(38, 9)) as ad_revenue_28d,
+        cast(coalesce(window_revenue.ad_revenue_other_currency_events_28d, 0) as bigint)
+            as ad_revenue_other_currency_events_28d,
+        cast(coalesce(window_stability.crashes_7d, 0) as bigint) as crashes_7d,
+        cast(coalesce(window_stability.errors_7d, 0) as bigint) as errors_7d
 
     from window_events
     inner join first_seen
@@ -140,6 +206,12 @@ final as (
     left join window_sessions
         on window_events.appmetrica_device_id = window_sessions.appmetrica_device_id
         and window_events.feature_date = window_sessions.feature_date
+    left join window_revenue
+        on window_events.appmetrica_device_id = window_revenue.appmetrica_device_id
+        and window_events.feature_date = window_revenue.feature_date
+    left join window_stability
+        on window_events.appmetrica_device_id = window_stability.appmetrica_device_id
+        and window_events.feature_date = window_stability.feature_date
 
 )
 

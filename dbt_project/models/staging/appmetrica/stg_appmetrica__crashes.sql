@@ -1,0 +1,52 @@
+with
+
+source as (
+
+    select * from {{ source('appmetrica_silver', 'crashes') }}
+
+),
+
+renamed as (
+
+    select
+        cast(record_id as varchar) as record_id,
+        cast(crash_date as date) as crash_date,
+        cast(crash as varchar) as crash,
+        cast(crash_datetime as timestamp) as crash_at,
+        cast(crash_group_id as ubigint) as crash_group_id,
+        cast(crash_id as ubigint) as crash_id,
+        cast(crash_name as varchar) as crash_name,
+        cast(crash_receive_datetime as timestamp) as crash_received_at,
+        cast(crash_receive_timestamp as bigint) as crash_receive_timestamp,
+        cast(crash_timestamp as bigint) as crash_timestamp,
+        cast(appmetrica_device_id as ubigint) as appmetrica_device_id,
+        cast(city as varchar) as city,
+        cast(connection_type as varchar) as connection_type,
+        cast(country_iso_code as varchar) as country_iso_code,
+        cast(device_ipv6 as varchar) as device_ipv6,
+        cast(device_locale as varchar) as device_locale,
+        cast(device_manufacturer as varchar) as device_manufacturer,
+        cast(device_model as varchar) as device_model,
+        cast(device_type as varchar) as device_type,
+        cast(google_aid as varchar) as google_aid,
+        cast(ios_ifa as varchar) as ios_ifa,
+        cast(ios_ifv as varchar) as ios_ifv,
+        cast(mcc as integer) as mcc,
+        cast(mnc as integer) as mnc,
+        cast(operator_name as varchar) as operator_name,
+        cast(os_name as varchar) as os_name,
+        cast(os_version as varchar) as os_version,
+        cast(profile_id as varchar) as profile_id,
+        cast(windows_aid as varchar) as windows_aid,
+        cast(app_package_name as varchar) as app_package_name,
+        cast(app_version_name as varchar) as app_version_name,
+        cast(application_id as bigint) as application_id,
+        cast(export_date as date) as export_date,
+        cast(bronze_file as varchar) as bronze_file,
+        cast(bronze_row as bigint) as bronze_row
+
+    from source
+
+)
+
+select * from renamed
