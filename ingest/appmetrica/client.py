@@ -12,7 +12,14 @@ is bounded by ``poll_timeout_seconds``; consecutive failures by ``retries``. A f
 ``LogsApiError`` naming the resource, the date window, the last problem and the number of attempts; the
 part being written is only ever a hidden temporary file, removed on failure.
 
-The token travels only in the ``Authorization`` header; no log line or error message contains it.
+Fresh exports: the API serves the last file it generated for an identical request (kept 24 h) unless asked
+otherwise, so a rerun would get a stale file without the late events. The request that starts an export of a part
+sends ``Cache-Control: no-cache`` (a new file); once the server has accepted it (a 202 or the file) the polls go
+without it, as the official loader does: ``no-cache`` on a poll would start the export anew every time.
+
+The token travels only in the ``Authorization`` header; no log line or error message contains it. Redirects are
+followed; one to another host (or port or scheme) never carries the header (requests drops it there: a test pins
+it), and an error after such a redirect says which host the connection should name instead.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 
 from ingest.appmetrica.resources import RESOURCES, Resource, requested_fields
-from ingest.appmetrica.settings import AppMetricaSettings
+from ingest.appmetrica.settings import CONNECTION_ID, AppMetricaSettings
 from lakehouse.fsutil import atomic_file
 from lakehouse.settings import ConfigError, parse_day
 
@@ -48,6 +56,7 @@ STREAM_CHUNK = 1 << 20
 MORE_PARTS_MARKER = "try to use more parts"
 _PROGRESS_RE = re.compile(r"progress\s+is\s+(\d{1,3})\s*%", re.IGNORECASE)
 _BODY_SNIPPET = 500
+FRESH_EXPORT_HEADERS = {"Cache-Control": "no-cache"}
 
 
 class LogsApiError(RuntimeError):
@@ -294,17 +303,24 @@ class LogsApiClient:
             self._sleep(max(0.0, min(delay, left)))
 
         log.info("%s: requesting %s", what, url)
+        accepted = False  # True once the server queued the export (202): polls must not ask for a new one
         while True:
             attempts += 1
+            headers = self._headers if accepted else {**self._headers, **FRESH_EXPORT_HEADERS}
             try:
                 resp = self.session.get(
                     url,
                     params=params,
-                    headers=self._headers,
+                    headers=headers,
                     stream=True,
                     timeout=(s.connect_timeout_seconds, s.read_timeout_seconds),
-                    allow_redirects=False,
+                    allow_redirects=True,
                 )
+            except requests.TooManyRedirects:
+                raise LogsApiError(
+                    f"{what}: too many redirects from {url}; check the host field of the connection {CONNECTION_ID}",
+                    retryable=False,
+                ) from None
             except requests.ReadTimeout:
                 backoff_or_fail(f"no response within read_timeout_seconds ({s.read_timeout_seconds:g} s)")
                 continue
@@ -329,7 +345,9 @@ class LogsApiClient:
                     )
                     return result
                 body = self._scrub(_read_text(resp))
+                moved = _other_origin(url, resp)
             if status == 202:
+                accepted = True
                 failures = 0
                 polls += 1
                 progress = _PROGRESS_RE.search(body)
@@ -353,6 +371,13 @@ class LogsApiClient:
                 continue
             if status == 400 and MORE_PARTS_MARKER in body.lower():
                 raise _MorePartsNeeded()
+            if moved is not None and status in (401, 403):
+                raise LogsApiError(
+                    f"{what}: the server at {s.base_url} redirected to {moved}, which answered HTTP {status} "
+                    f"(the OAuth token is never sent to another host): if {moved} is the Logs API, set the host "
+                    f"field of the connection {CONNECTION_ID} to {moved}",
+                    retryable=False,
+                )
             if status == 400:
                 raise LogsApiError(f"{what}: bad request (HTTP 400): {body.strip()}", retryable=False)
             if status == 401:
@@ -365,6 +390,12 @@ class LogsApiClient:
                 raise LogsApiError(
                     f"{what}: access denied (HTTP 403): the token was rejected or has no access to "
                     f"application_id {s.application_id}: {body.strip()}",
+                    retryable=False,
+                )
+            if 300 <= status < 400:
+                raise LogsApiError(
+                    f"{what}: HTTP {status} redirect the client could not follow (Location "
+                    f"{resp.headers.get('Location')!r}); check the host field of the connection {CONNECTION_ID}",
                     retryable=False,
                 )
             raise LogsApiError(f"{what}: unexpected HTTP {status}: {body.strip()}")
@@ -433,6 +464,19 @@ class LogsApiClient:
         if "IncompleteRead" in text and expected is not None:
             return f"Content-Length not reached: got {size} of {expected} bytes"
         return f"connection broke after {size} bytes: {text}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+
+
+def _other_origin(requested: str, resp: requests.Response) -> str | None:
+    """The origin (scheme://host[:port]) a redirect led to, when it differs from the requested one."""
+    if not resp.history:
+        return None
+    final = _origin(resp.url)
+    return final if final != _origin(requested) else None
 
 
 def _secs(seconds: float) -> str:

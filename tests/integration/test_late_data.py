@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from test_gold_marts import read_mart
 
@@ -73,8 +74,7 @@ def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, 
         assert _mtimes(layout, D) == d_silver
         before = read_mart(layout.root, "device_features_daily")  # features for D and D+1, evenings missing
 
-        late.arrived = True
-        server.expire_exports()
+        late.arrived = True  # within the server's 24 h cache: only a fresh export (no-cache) brings them
         third = pipeline.run_day(D + dt.timedelta(days=2))
         assert third["status"] == "success"
         assert _mtimes(layout, D) != d_silver, "D's silver must be rebuilt from its grown export"
@@ -91,6 +91,36 @@ def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, 
     changed_dates = {r[1] for r in after if (r[0], r[1]) in by_key and by_key[(r[0], r[1])] != r}
     assert D in changed_dates, "features for D must include D's late events"
     assert D + dt.timedelta(days=1) in changed_dates, "the 7-day windows after D include the late events"
+
+
+def _events_on(root: Path, day: dt.date) -> tuple[int, int]:
+    """(silver events of ``day``, gold events_1d summed over the devices for ``day``)."""
+    silver = (root / "silver" / "events_part" / f"date={day}" / "*.parquet").as_posix()
+    gold = (root / "gold" / "device_features_daily" / "**" / "*.parquet").as_posix()
+    with duckdb.connect() as con:
+        (events,) = con.sql(f"select count(*) from read_parquet('{silver}')").fetchone()  # noqa: S608 - a tmp path
+        (features,) = con.sql(
+            f"select sum(events_1d) from read_parquet('{gold}', hive_partitioning = true) "  # noqa: S608 - a tmp path
+            f"where feature_date = date '{day}'"
+        ).fetchone()
+    return events, features
+
+
+def test_a_rerun_of_the_day_gets_a_fresh_export_with_the_late_events(tmp_path, monkeypatch):
+    """The server keeps the file it generated last for a request (24 h); the rerun asks for a new one."""
+    late = LateEvenings(D)
+    # one poll per export: a client that repeated no-cache on its polls would restart the export forever
+    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=60, polls_before_ready=1) as server:
+        server.tamper("events", rows=late)
+        _env(monkeypatch, tmp_path / "data", server.url)
+        pipeline.run_day(D)
+        before = _events_on(tmp_path / "data", D)
+        assert late.hidden > 0 and before[0] == before[1] > 0
+
+        late.arrived = True
+        pipeline.run_day(D)
+        after = _events_on(tmp_path / "data", D)
+    assert after[0] == after[1] > before[0], "the rerun must bring D's late events into silver and gold"
 
 
 def test_an_unchanged_lookback_day_is_not_rebuilt(tmp_path, monkeypatch):
