@@ -198,6 +198,19 @@ def test_configured_profile_attributes_are_requested_by_name_and_land_in_silver(
     assert expected and {(a["profile_id"], a["attribute_name"], a["value_text"]) for a in attrs} == expected
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_the_strict_server_accepts_every_request_of_a_daily_run(server, tmp_path, fmt):
+    """The demo server knows only the documented fields (the catalogue): a day of every resource, with custom
+    profile attributes configured, gets no 400."""
+    for resource in RESOURCES:
+        manifest = extract(server, tmp_path, resource=resource, format=fmt, profile_attributes=("plan", "level"))
+        assert manifest["rows"] > 0, resource
+    assert 400 not in server.statuses()
+    assert {path.rsplit("/", 1)[-1] for _m, path, _p, status in server.requests if status == 200} == {
+        f"{r}.{fmt}" for r in RESOURCES
+    }
+
+
 def test_uncompressed_body_is_stored_as_csv(server, tmp_path):
     server.compress = False
     manifest = extract(server, tmp_path)

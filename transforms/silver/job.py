@@ -83,7 +83,7 @@ OBSERVATION_SOURCES = {"events": ("event_datetime", 0), "sessions_starts": ("ses
                        "installations": ("install_datetime", 2)}  # fmt: skip
 PROFILE_RENAMES = {
     "appmetrica_gender": "gender",
-    "appmetrica_birth_date": "birth_date",
+    "appmetrica_birth_date": "age",
     "appmetrica_name": "name",
     "appmetrica_notifications_enabled": "notifications_enabled",
     "appmetrica_first_session_date": "first_session_date",

@@ -47,7 +47,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     "install_receive_timestamp": pa.int64(),
     "is_reinstallation": pa.bool_(),
     "is_reattribution": pa.bool_(),
-    "appmetrica_birth_date": pa.date32(),
+    "appmetrica_birth_date": pa.int64(),  # the docs describe it as the age in years (example '30'), not a date
     "appmetrica_first_session_date": pa.date32(),
     "appmetrica_last_start_date": pa.date32(),
     "appmetrica_notifications_enabled": pa.bool_(),
@@ -242,7 +242,7 @@ PERMANENT_USER_PROPERTIES = SilverTable(
             pa.field("profile_id", pa.string(), nullable=False),
             ("appmetrica_device_id", pa.uint64()),
             ("gender", pa.string()),
-            ("birth_date", pa.date32()),
+            ("age", pa.int64()),
             ("name", pa.string()),
             ("notifications_enabled", pa.bool_()),
             ("first_session_date", pa.date32()),

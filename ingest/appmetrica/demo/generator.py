@@ -387,7 +387,7 @@ def _device(application_id: str, seed: int, slot: int, generation: int) -> _Devi
         tracker=_weighted(rng, _TRACKERS, _TRACKER_CUM)[:3],
         is_reinstallation=rng.random() < 0.06,
         is_reattribution=rng.random() < 0.02,
-        gender=rng.choice(("male", "female", "")),
+        gender=rng.choice(("M", "F", "")),  # as the docs' example exports it ("M")
         birth_date=birth,
         name=rng.choice(_NAMES),
         notifications=rng.choice(("true", "true", "false", "")),
@@ -649,6 +649,14 @@ class _Visit:
     country: str
     conn: str
     ad_impressions: list[int]
+
+
+def _age(birth_date: str, day: dt.date) -> str:
+    """The profile's age on ``day`` in whole years, as profiles_v2 exports appmetrica_birth_date ('30'); '' unset."""
+    if not birth_date:
+        return ""
+    born = dt.date.fromisoformat(birth_date)
+    return str(day.year - born.year - ((day.month, day.day) < (born.month, born.day)))
 
 
 def _sdk_number(sdk: str) -> str:
@@ -932,7 +940,7 @@ def _simulate_day(
                     profile_id,
                     dev.device_id,
                     dev.gender,
-                    dev.birth_date,
+                    _age(dev.birth_date, day),
                     dev.name,
                     dev.notifications,
                     dt.date.fromordinal(dev.install_day).isoformat(),

@@ -16,7 +16,7 @@ renamed as (
         -- person
         cast(name as varchar) as profile_name,
         cast(gender as varchar) as gender,
-        cast(birth_date as date) as birth_date,
+        cast(age as integer) as age,
         cast(notifications_enabled as boolean) as is_notifications_enabled,
 
         -- usage counters
