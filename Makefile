@@ -22,6 +22,7 @@ $$(error $(1) must be $(4); got $$(call shq,$$($(1))))
 endif
 endef
 $(eval $(call make_var,DATE,2026-11-01,[0-9]{4}-[0-9]{2}-[0-9]{2},a day as YYYY-MM-DD (make dags-test DATE=2026-11-02)))
+$(eval $(call make_var,TEST_WORKERS,auto,auto|[0-9]+,auto or a number of test processes (make test TEST_WORKERS=2)))
 $(eval $(call make_var,PYTHON,python3.11,[A-Za-z0-9._/+-]+,a Python command name or path (letters$(comma) digits$(comma) ._/+-)))
 
 VENV := .venv
@@ -30,7 +31,7 @@ STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv test lint demo dags-test airflow docs clean lock chromium bench bench-large
+.PHONY: venv test test-unit lint demo dags-test airflow docs clean lock chromium bench bench-large
 
 venv: $(STAMP)
 
@@ -55,10 +56,18 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 
+# Tests run on every core (pytest-xdist); a module's tests that share a module-built fixture stay on one worker
+# (tests/conftest.py). `make test TEST_WORKERS=0` runs them in this process, one after another.
+PYTEST_XDIST = -n $(call shq,$(TEST_WORKERS)) --dist loadgroup
+
 test: venv $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_XDIST) --durations=15
+
+# The unit tests alone (no server, no Airflow run, no browser): well under a minute.
+test-unit: venv
+	$(BIN)/python -m pytest $(PYTEST_XDIST) tests/unit
 
 demo: venv
 	$(BIN)/lakehouse demo --date $(call shq,$(DATE))
