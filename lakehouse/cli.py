@@ -1,7 +1,8 @@
 """``lakehouse``: the command line over the same steps and settings the DAG uses.
 
 Connections come from the same places as in Airflow: ``AIRFLOW_CONN_APPMETRICA_DEFAULT`` and
-``AIRFLOW_CONN_LAKEHOUSE_S3`` (JSON), data from ``LAKEHOUSE_DATA_DIR``.
+``AIRFLOW_CONN_LAKEHOUSE_S3`` (JSON), or the Airflow home's metadata database, which is the one ``make`` uses
+(the repo's ``.airflow/``) unless ``AIRFLOW_HOME`` names another; data from ``LAKEHOUSE_DATA_DIR``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from lakehouse import s3tools, sources_cli
 from lakehouse.console import result_json, results_apart
 from lakehouse.features import cli as features_cli
-from lakehouse.settings import ConfigError, data_dir_problem
+from lakehouse.settings import DEFAULT_AIRFLOW_HOME, ConfigError, data_dir_problem
 
 BAD_INPUT = 2  # a refused argument, setting or declaration
 FAILED = 1  # the work itself failed (an API, the disk, a quality gate)
@@ -40,6 +42,8 @@ def report_error(command: str, exc: BaseException, *, debug: bool = False) -> in
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lakehouse`` command."""
+    # Before anything imports Airflow: the same home as `make` (connections set in the UI are seen), not ~/airflow.
+    os.environ.setdefault("AIRFLOW_HOME", str(DEFAULT_AIRFLOW_HOME))
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")

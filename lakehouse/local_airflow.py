@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.pipeline import DAG_ID
-from lakehouse.settings import DEFAULT_APP_TIMEZONE, REPO_ROOT, Layout, parse_day
+from lakehouse.settings import DEFAULT_AIRFLOW_HOME, DEFAULT_APP_TIMEZONE, REPO_ROOT, Layout, parse_day
 
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
@@ -32,7 +32,7 @@ DEMO_ANOMALY_RATE = 0.002
 def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for Airflow commands: the caller's, plus this repo's defaults where unset."""
     env = dict(os.environ if base is None else base)
-    env.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow"))
+    env.setdefault("AIRFLOW_HOME", str(DEFAULT_AIRFLOW_HOME))
     env.setdefault("LAKEHOUSE_DATA_DIR", str(REPO_ROOT / "data"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))

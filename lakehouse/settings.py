@@ -16,6 +16,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The Airflow home of `make` and of the `lakehouse` command unless AIRFLOW_HOME says otherwise (never ~/airflow).
+DEFAULT_AIRFLOW_HOME = REPO_ROOT / ".airflow"
 DEFAULT_APP_TIMEZONE = "Europe/Moscow"
 DEFAULT_S3_PREFIX = "gold"
 
