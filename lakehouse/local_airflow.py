@@ -14,6 +14,7 @@ import os
 import secrets
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,15 @@ def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def airflow(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False) -> int:
-    """Run the ``airflow`` CLI of this environment; secrets travel in ``env``, never in ``args``."""
+def airflow(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False, out: Any = None) -> int:
+    """Run the ``airflow`` CLI of this environment; secrets travel in ``env``, never in ``args``.
+
+    Its output goes to the terminal, to ``out`` (an open file) when given, or nowhere when ``quiet``.
+    """
     cmd = [str(BIN / "airflow"), *args]
-    out = subprocess.DEVNULL if quiet else None
-    result = subprocess.run(cmd, env=env, check=False, stdout=out, stderr=out)
+    if quiet:
+        out = subprocess.DEVNULL
+    result = subprocess.run(cmd, env=env, check=False, stdout=out, stderr=subprocess.STDOUT if out else None)
     if check and result.returncode != 0:
         raise RuntimeError(f"`airflow {' '.join(args[:3])}` failed with exit status {result.returncode}")
     return result.returncode
@@ -86,16 +91,28 @@ def demo_api_if_needed(env: dict[str, str], devices: int = 2000) -> Iterator[str
         yield f"the local demo Logs API server at {server.url}"
 
 
-def dags_test(day: str, env: dict[str, str] | None = None) -> int:
-    """One ``airflow dags test appmetrica_lakehouse`` run for ``day``; 0 only when the run succeeded."""
+def dags_test(day: str, env: dict[str, str] | None = None, *, log_file: Path | None = None) -> int:
+    """One ``airflow dags test appmetrica_lakehouse`` run for ``day``; 0 only when the run succeeded.
+
+    Airflow's own output goes to the terminal, or to ``log_file`` (replaced) when one is given.
+    """
     day = parse_day(day).isoformat()
     env = airflow_env(env)
-    with demo_api_if_needed(env) as source:
+    with contextlib.ExitStack() as stack:
+        out = None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(open(log_file, "wb"))
+        source = stack.enter_context(demo_api_if_needed(env))
         print(f"[lakehouse] {DAG_ID} for {day}: AppMetrica = {source}; AIRFLOW_HOME = {env['AIRFLOW_HOME']}")
+        if log_file is not None:
+            print(f"[lakehouse] Airflow's output: {log_file}")
         airflow("db", "migrate", env=env, quiet=True)
         report = Layout(Path(env["LAKEHOUSE_DATA_DIR"]).resolve()).reports / DAG_ID / f"date={day}" / "summary.json"
         before = report.stat().st_mtime_ns if report.exists() else None
-        rc = airflow("dags", "test", DAG_ID, day, "-c", json.dumps({"date": day}), env=env, check=False)
+        # The day travels as the Param only: the run's logical date is now, so its start and duration are real
+        # ones (a logical date of `day` would be its start too, and the DAG's charts would show a weeks-long run).
+        rc = airflow("dags", "test", DAG_ID, "-c", json.dumps({"date": day}), env=env, check=False, out=out)
     # `dags test` can exit 0 when a task failed; the report is written by the last task only.
     if rc == 0 and (not report.exists() or report.stat().st_mtime_ns == before):
         print(f"[lakehouse] the run did not reach its report task: no new {report}", file=sys.stderr)
@@ -127,19 +144,70 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def demo_summary(report: dict[str, Any], layout: Layout, *, seconds: float, log_file: Path) -> list[str]:
+    """What ``make demo`` prints after a successful run: rows per layer, quarantine, where things are, what next.
+
+    At most 40 lines whatever the report holds (each layer is one line).
+    """
+
+    def counts(rows: dict[str, Any]) -> str:
+        text = ", ".join(f"{name} {value:,}" for name, value in rows.items()) or "none"
+        return "\n".join(textwrap.wrap(text, 96, subsequent_indent=" " * 22))
+
+    day = report["date"]
+    marts = {m: info["rows"] for m, info in (report.get("gold") or {}).get("marts", {}).items()}
+    published = report.get("published") or {}
+    docs = layout.root / "docs"
+    reasons = {
+        reason: sum(by.get(reason, 0) for by in report.get("quarantined_by_reason", {}).values())
+        for reason in sorted({r for by in report.get("quarantined_by_reason", {}).values() for r in by})
+    }
+    lines = [
+        f"{DAG_ID} {day}: {report['status']} in {seconds:.0f} s (run {report['run_id']})",
+        f"  bronze rows:        {counts(report.get('bronze_rows', {}))}",
+        f"  silver rows:        {counts(report.get('silver_rows', {}))}",
+        f"  quarantined rows:   {counts(report.get('quarantined_rows', {}))}",
+        f"    by reason:        {counts(reasons)}",
+        f"  duplicates removed: {counts(report.get('duplicates_removed', {}))}",
+        f"  gold rows:          {counts(marts)}",
+        "",
+        f"The lake:     {layout.root}/ (bronze/, silver/, quarantine/, gold/, reports/)",
+        f"Gold marts:   {layout.gold}/",
+        f"Published:    {published.get('target')} ({published.get('objects')} objects, manifest last)",
+        f"Run report:   {layout.reports / DAG_ID / f'date={day}' / 'summary.json'}",
+        f"dbt docs:     {docs / 'dbt' / 'index.html'} (make docs serves them)",
+        f"GX Data Docs: {docs / 'gx' / 'index.html'}",
+        f"Airflow log:  {log_file}",
+        "",
+        "Try next:",
+        "  make airflow                        the Airflow UI: sign in, trigger a day (README, Quick start)",
+        "  .venv/bin/lakehouse features list   the features gold offers",
+        "  docs/features.md                    a training set in Python from labelled events",
+    ]
+    return "\n".join(lines).splitlines()[:40]
+
+
 def demo(day: str) -> int:
-    """``make demo``: one full daily run through Airflow on the demo server, then its summary."""
+    """``make demo``: one full daily run through Airflow on the demo server, then a short summary.
+
+    Airflow's own output (task logs) goes to ``$AIRFLOW_HOME/logs/demo-<day>.log``; on failure its last lines
+    are printed too.
+    """
     import time
 
     start = time.monotonic()
     env = airflow_env()
-    rc = dags_test(day, env)
+    day = parse_day(day).isoformat()
+    log_file = Path(env["AIRFLOW_HOME"]).resolve() / "logs" / f"demo-{day}.log"
+    rc = dags_test(day, env, log_file=log_file)
     if rc != 0:
+        tail = log_file.read_text(errors="replace").splitlines()[-40:] if log_file.exists() else []
+        print("\n".join(["[lakehouse] the last lines of Airflow's output:", *tail]), file=sys.stderr)
+        print(f"[lakehouse] the whole output: {log_file}", file=sys.stderr)
         return rc
     layout = Layout(Path(env["LAKEHOUSE_DATA_DIR"]).resolve())
-    report = json.loads((layout.reports / DAG_ID / f"date={parse_day(day)}" / "summary.json").read_text())
-    print("\n".join(summary_lines(report)))
-    print(f"data under {layout.root}; whole demo took {time.monotonic() - start:.0f} s")
+    report = json.loads((layout.reports / DAG_ID / f"date={day}" / "summary.json").read_text())
+    print("\n".join(demo_summary(report, layout, seconds=time.monotonic() - start, log_file=log_file)))
     return 0
 
 

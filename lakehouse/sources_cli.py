@@ -140,7 +140,7 @@ def demo_connection(env: dict[str, str], source: str) -> Iterator[str]:
 
 
 def dags_test(source: str, day: str, *, demo: bool = False, env: dict[str, str] | None = None) -> int:
-    """One ``airflow dags test source_<name> DAY -c '{"date": DAY}'``; 0 only when the run reached its report."""
+    """One ``airflow dags test source_<name> -c '{"date": DAY}'``; 0 only when the run reached its report."""
     from lakehouse.local_airflow import airflow, airflow_env
     from lakehouse.settings import Layout, parse_day
     from lakehouse.sources import spec as get_spec
@@ -155,7 +155,8 @@ def dags_test(source: str, day: str, *, demo: bool = False, env: dict[str, str] 
         layout = Layout(Path(env["LAKEHOUSE_DATA_DIR"]).resolve())
         report = layout.reports / spec.dag_id / f"date={day}" / "summary.json"
         before = report.stat().st_mtime_ns if report.exists() else None
-        rc = airflow("dags", "test", spec.dag_id, day, "-c", json.dumps({"date": day}), env=env, check=False)
+        # The day as the Param only: the run's logical date (and start) is now, see local_airflow.dags_test.
+        rc = airflow("dags", "test", spec.dag_id, "-c", json.dumps({"date": day}), env=env, check=False)
     if spec.kind == "rest_api" and rc == 0 and (not report.exists() or report.stat().st_mtime_ns == before):
         print(f"[lakehouse] the run did not reach its report task: no new {report}", file=sys.stderr)
         rc = 1

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from lakehouse.local_airflow import BIN, admin_password, airflow_env
+from lakehouse.local_airflow import BIN, admin_password, airflow_env, demo_summary
+from lakehouse.settings import Layout
 
 
 def test_admin_password_is_created_once_and_kept(tmp_path):
@@ -37,3 +38,30 @@ def test_airflow_env_puts_this_environment_first_on_path(tmp_path):
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"].endswith("plugins")
     again = airflow_env(env)
     assert again["PATH"] == env["PATH"]
+
+
+def _report(tables: int) -> dict:
+    return {
+        "date": "2026-11-01", "run_id": "manual__x", "status": "success",
+        "bronze_rows": {"events": 6454, "sessions_starts": 975},
+        "silver_rows": {f"table_{i:02d}": 1000 + i for i in range(tables)},
+        "quarantined_rows": {"events": 15, "sessions_starts": 0},
+        "quarantined_by_reason": {"events": {"invalid_json": 2, "invalid_datetime": 13}},
+        "duplicates_removed": {"events": 32},
+        "gold": {"marts": {"fct_device_daily": {"rows": 2198}}},
+        "published": {"target": "/lake/published/gold", "objects": 5},
+    }  # fmt: skip
+
+
+def test_the_demo_summary_is_short_and_says_where_things_are(tmp_path):
+    layout = Layout(tmp_path / "data")
+    lines = demo_summary(_report(7), layout, seconds=51.2, log_file=tmp_path / "airflow/logs/demo-2026-11-01.log")
+    text = "\n".join(lines)
+    assert len(lines) <= 40 and max(len(line.replace(str(tmp_path), "")) for line in lines) <= 120
+    assert lines[0].startswith("appmetrica_lakehouse 2026-11-01: success in 51 s")
+    for needle in ("events 6,454", "table_06 1,006", "events 15", "invalid_datetime 13", "fct_device_daily 2,198",
+                   "/lake/published/gold", str(layout.gold), "docs/dbt/index.html", "docs/gx/index.html",
+                   "demo-2026-11-01.log", "make airflow", "docs/features.md"):  # fmt: skip
+        assert needle in text, needle
+    # However many tables a lake grows, the summary stays within 40 lines.
+    assert len(demo_summary(_report(400), layout, seconds=1, log_file=tmp_path / "x.log")) == 40
