@@ -23,6 +23,7 @@ endif
 endef
 $(eval $(call make_var,DATE,2026-11-01,[0-9]{4}-[0-9]{2}-[0-9]{2},a day as YYYY-MM-DD (make dags-test DATE=2026-11-02)))
 $(eval $(call make_var,TEST_WORKERS,auto,auto|[0-9]+,auto or a number of test processes (make test TEST_WORKERS=2)))
+$(eval $(call make_var,PORT,,[0-9]*,a TCP port number (make airflow PORT=8090)))
 $(eval $(call make_var,PYTHON,python3.11,[A-Za-z0-9._/+-]+,a Python command name or path (letters$(comma) digits$(comma) ._/+-)))
 
 VENV := .venv
@@ -75,11 +76,12 @@ demo: venv
 dags-test: venv
 	$(BIN)/lakehouse dags-test --date $(call shq,$(DATE))
 
+# PORT= picks the port of the Airflow UI (default 8080) and of the dbt docs server (default 8081).
 airflow: venv
-	$(BIN)/lakehouse airflow
+	$(BIN)/lakehouse airflow $(if $(PORT),--port $(call shq,$(PORT)))
 
 docs: venv
-	$(BIN)/lakehouse docs --serve
+	$(BIN)/lakehouse docs --serve $(if $(PORT),--port $(call shq,$(PORT)))
 
 # Throughput, memory and build-time figures against the targets (bench/run.py; data in .bench/).
 bench: venv

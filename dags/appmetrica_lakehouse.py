@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from lakehouse import airflow_tasks as steps
 from lakehouse.alerts import LakehouseNotifier
@@ -48,8 +48,10 @@ def appmetrica_lakehouse() -> None:
     def resolve_day(params: dict | None = None, data_interval_start: dt.datetime | None = None) -> str:
         return steps.resolve_day(params, data_interval_start)
 
-    @task(retries=4)
+    # The grid labels each mapped extract by its resource, not by 0..3.
+    @task(retries=4, map_index_template="{{ resource }}")
     def extract(resource: str, day: str) -> dict:
+        get_current_context()["resource"] = resource  # type: ignore[typeddict-unknown-key]
         return steps.extract(resource, day)
 
     @task(outlets=SILVER_ASSETS)

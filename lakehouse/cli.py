@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dated("publish", "publish gold to lakehouse_s3 (or locally)")
     dated("dags-test", "one `airflow dags test appmetrica_lakehouse` run for a day")
     dated("demo", "one full daily run through Airflow on the demo Logs API, then a summary")
-    sub.add_parser("airflow", help="Airflow standalone on http://localhost:8080 with this repo's DAGs")
+    standalone = sub.add_parser("airflow", help="Airflow standalone on http://localhost:8080 with this repo's DAGs")
+    standalone.add_argument("--port", type=int, default=8080, help="the UI's port (default 8080)")
     docs = sub.add_parser("docs", help="generate dbt docs (and serve them with --serve)")
     docs.add_argument("--serve", action="store_true")
     docs.add_argument("--port", type=int, default=8081)
@@ -120,7 +121,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "demo":
         return local_airflow.demo(args.date)
     elif args.command == "airflow":
-        return local_airflow.standalone()
+        return local_airflow.standalone(port=args.port)
     elif args.command == "docs":
         return local_airflow.docs(serve=args.serve, port=args.port)
     elif args.command == "features":

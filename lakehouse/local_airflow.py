@@ -234,20 +234,52 @@ def admin_password(env: dict[str, str]) -> str:
     return passwords["admin"]
 
 
-def standalone() -> int:
-    """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on :8080."""
+def declared_demo_sources(env: dict[str, str]) -> list[str]:
+    """Declared REST sources with a local demo server whose connection the environment does not set."""
+    from ingest.sources.config import load_declarations
+
+    return [
+        spec.name
+        for spec in load_declarations().values()
+        if spec.kind == "rest_api"
+        and spec.name == "vacancies"  # the one source with a demo server (ingest/sources/demo/vacancies.py)
+        and spec.connection
+        and not env.get(f"AIRFLOW_CONN_{spec.connection.upper()}")
+    ]
+
+
+def standalone(port: int = 8080) -> int:
+    """``make airflow``: Airflow standalone (api-server, scheduler, dag-processor, triggerer) on ``port``.
+
+    Calm on a first start: AppMetrica and the vacancies source point at local demo servers unless their connections
+    are set; only the runs a user triggers run (the daily schedules stay off unless
+    ``AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=True``); the executor runs as many tasks at once as the machine has cores.
+    """
+    from lakehouse.sources_cli import demo_connection
+
     env = airflow_env()
-    port = env.setdefault("AIRFLOW__API__PORT", "8080")
+    env.setdefault("AIRFLOW__API__PORT", str(port))
+    port_text = env["AIRFLOW__API__PORT"]
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")  # this machine only: set 0.0.0.0 to open it wider
-    url = env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{port}")
+    url = env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{port_text}")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", str(os.cpu_count() or 2))
+    env.setdefault("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
+    scheduled = env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"].lower() == "true"
     password = admin_password(env)
     s3 = "lakehouse_s3 from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_S3") else "none (gold kept local)"
     alerts = "lakehouse_alerts from the environment" if env.get("AIRFLOW_CONN_LAKEHOUSE_ALERTS") else "off"
-    with demo_api_if_needed(env) as source:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(demo_api_if_needed(env))
+        sources = [f"{name} = {stack.enter_context(demo_connection(env, name))}" for name in declared_demo_sources(env)]
         print(f"[lakehouse] Airflow UI: {url}  login: admin / {password}")
         print(f"[lakehouse] AppMetrica = {source}; S3 = {s3}; alerts = {alerts}")
-        print(f"[lakehouse] trigger {DAG_ID} with a date (Trigger > date), then browse the docs at "
+        for line in sources:
+            print(f"[lakehouse] source {line}")
+        print(f"[lakehouse] {env['AIRFLOW__CORE__PARALLELISM']} tasks at once; "
+              + ("daily schedules on" if scheduled else "only the runs you trigger run (daily schedules off: "
+                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=True turns them on)"))  # fmt: skip
+        print(f"[lakehouse] trigger {DAG_ID} with a date (Trigger > Day to process), then browse the docs at "
               f"{url.rstrip('/')}/plugin/dbt-docs (Plugins > Lakehouse); Ctrl-C stops everything")  # fmt: skip
         try:
             return airflow("standalone", env=env, check=False)

@@ -48,7 +48,7 @@ def _doc(spec: SourceSpec) -> str:
 
 def build_source_dag(spec: SourceSpec) -> Any:
     """The DAG of one declared source."""
-    from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable, Param, dag, task
+    from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable, Param, dag, get_current_context, task
 
     name = spec.name
     tz = spec.timezone
@@ -73,8 +73,9 @@ def build_source_dag(spec: SourceSpec) -> Any:
             def resolve_day(params: dict | None = None, data_interval_start: dt.datetime | None = None) -> str:
                 return fail_fast(steps.resolve_day)(name, (params or {}).get("date"), data_interval_start).isoformat()
 
-            @task(retries=4)
+            @task(retries=4, map_index_template="{{ resource }}")  # the grid labels each extract by resource
             def extract(resource: str, day: str) -> dict:
+                get_current_context()["resource"] = resource  # type: ignore[typeddict-unknown-key]
                 return fail_fast(steps.extract)(name, resource, day)
 
             @task

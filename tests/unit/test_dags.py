@@ -176,3 +176,12 @@ def test_the_report_runs_after_every_step_whatever_their_outcome(dagbag):
     assert report.trigger_rule == "all_done"
     upstream = {t.task_id for t in report.upstream_list}
     assert {"extract", "build_silver", "quality_gate", "build_gold", "publish"} <= upstream
+
+
+def test_mapped_extracts_are_labelled_by_resource(dagbag):
+    """The grid shows `events`, `sessions_starts`, ... for the mapped extract tasks, not 0..3: the task names the
+    template and puts its resource in the context it is rendered from."""
+    for dag_id, dag in dagbag.dags.items():
+        if "extract" in dag.task_dict:
+            assert dag.get_task("extract").map_index_template == "{{ resource }}", dag_id
+    assert "extract" in dagbag.dags["appmetrica_lakehouse"].task_dict

@@ -65,3 +65,36 @@ def test_the_demo_summary_is_short_and_says_where_things_are(tmp_path):
         assert needle in text, needle
     # However many tables a lake grows, the summary stays within 40 lines.
     assert len(demo_summary(_report(400), layout, seconds=1, log_file=tmp_path / "x.log")) == 40
+
+
+def test_make_airflow_starts_calm(monkeypatch, tmp_path, capsys):
+    """`make airflow PORT=...`: the port asked for, as many tasks at once as cores, only triggered runs, and the
+    vacancies source pointed at its live demo server like AppMetrica's (no DAG fails for want of a connection)."""
+    import requests
+
+    from lakehouse import local_airflow
+
+    for key in [k for k in os.environ if k.startswith(("AIRFLOW", "LAKEHOUSE_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    seen: dict = {}
+
+    def fake_airflow(*args: str, env: dict[str, str], **kwargs: object) -> int:
+        seen.update(env)
+        conn = json.loads(env["AIRFLOW_CONN_VACANCIES_API"])
+        window = {"date_from": "2026-10-27T00:00:00+00:00", "date_to": "2026-10-28T00:00:00+00:00"}
+        auth = {"Authorization": f"Bearer {conn['password']}"}
+        answer = requests.get(f"{conn['host']}/v1/vacancies", params=window, headers=auth, timeout=30)
+        seen["vacancies_status"] = answer.status_code
+        return 0
+
+    monkeypatch.setattr(local_airflow, "airflow", fake_airflow)
+    assert local_airflow.standalone(port=8191) == 0
+    assert seen["AIRFLOW__API__PORT"] == "8191" and seen["AIRFLOW__API__BASE_URL"] == "http://localhost:8191"
+    assert seen["AIRFLOW__CORE__PARALLELISM"] == str(os.cpu_count())
+    assert seen["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False"
+    assert seen["vacancies_status"] == 200
+    assert json.loads(seen["AIRFLOW_CONN_APPMETRICA_DEFAULT"])["host"].startswith("http://127.0.0.1:")
+    out = capsys.readouterr().out
+    assert "http://localhost:8191" in out and "only the runs you trigger" in out and "demo vacancies API" in out
