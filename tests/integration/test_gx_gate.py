@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,16 @@ def test_gate_passes_and_builds_docs(layout: Layout) -> None:
     assert result["data_docs"] == str(index)
     assert index.exists()
     assert "silver_events_part" in index.read_text()
+    # Styled without internet: every script, stylesheet and image of every page is a file of the site.
+    pages = list(index.parent.rglob("*.html"))
+    assert len(pages) > len(SILVER_TABLES)
+    for page in pages:
+        for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", page.read_text()):
+            ref = re.search(r"""\b(?:src|href)=["']([^"']+)""", tag)
+            if ref:
+                assert not ref.group(1).startswith(("http:", "https:", "//")), f"{page}: {tag}"
+                if "static/vendor/" in ref.group(1):
+                    assert (page.parent / ref.group(1)).resolve().is_file(), f"{page}: {tag}"
 
 
 def test_gate_without_docs_writes_nothing(layout: Layout) -> None:

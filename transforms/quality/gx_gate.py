@@ -281,6 +281,9 @@ def run_gate(
         }
         summary["success"] = summary["success"] and not failed
     if site_dir is not None:
+        from transforms.quality.local_assets import localize
+
+        localize(site_dir)  # styled without internet: the CDN assets served from the site itself
         index = site_dir / "index.html"
         summary["data_docs"] = str(index) if index.exists() else None
     log.info("silver quality gate for %s: success=%s", day, summary["success"])
