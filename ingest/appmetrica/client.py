@@ -18,8 +18,8 @@ sends ``Cache-Control: no-cache`` (a new file); once the server has accepted it 
 without it, as the official loader does: ``no-cache`` on a poll would start the export anew every time.
 
 The token travels only in the ``Authorization`` header; no log line or error message contains it. Redirects are
-followed; one to another host (or port or scheme) never carries the header (requests drops it there: a test pins
-it), and an error after such a redirect says which host the connection should name instead.
+followed; one to another host or port, or from https to http, never carries the header (requests drops it there: a
+test pins it), and an error after such a redirect says which host the connection should name instead.
 """
 
 from __future__ import annotations
