@@ -352,7 +352,8 @@ def _new_state(partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | 
             info = {"fingerprint": part["fingerprint"], **_event_dates(part["files"])}
         out[key] = info
     last = max((d for d, p in out.items() if p["rows"]), default=None)
-    return {"version": STATE_VERSION, "partitions": out, "last_export_date": last}
+    return {"version": STATE_VERSION, "partitions": out, "last_export_date": last,
+            "reporting_currency": reporting_currency()}  # fmt: skip
 
 
 def _gold_silver_tables() -> tuple[str, ...]:
@@ -367,6 +368,9 @@ def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | Non
     state = _read_state(layout)
     if state is None:
         return None, "no state from an earlier build (or no warehouse)"
+    built_in, currency = state.get("reporting_currency"), reporting_currency()
+    if built_in != currency:  # every feature date's revenue changes
+        return None, f"the reporting currency is {currency}, gold was built in {built_in}"
     partitions = _silver_partitions(layout)
     known = state["partitions"]
     changed = {d for d in changed_dates}

@@ -55,7 +55,7 @@ def _write_partition(root: Path, export_date: dt.date, rows: list[dict]) -> None
     write_silver(root, part)
 
 
-def test_daily_incremental_builds_match_a_full_rebuild(tmp_path: Path) -> None:
+def test_daily_incremental_builds_match_a_full_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "lakehouse"
     rows = make_events(devices=120)
     by_export: dict[dt.date, list[dict]] = defaultdict(list)
@@ -94,6 +94,12 @@ def test_daily_incremental_builds_match_a_full_rebuild(tmp_path: Path) -> None:
     before = gold_hashes(root)
     build_gold(Layout(root), changed_dates=[LAST_EXPORT])
     assert gold_hashes(root) == before
+
+    # Another reporting currency changes every feature date's revenue: the build is a full one.
+    monkeypatch.setenv("LAKEHOUSE_REPORTING_CURRENCY", "EUR")
+    assert build_gold(Layout(root), changed_dates=[LAST_EXPORT])["mode"] == "full"
+    assert json.loads((root / "warehouse" / STATE_FILE).read_text())["reporting_currency"] == "EUR"
+    assert gold_hashes(root) != before
 
 
 def test_changed_partitions_are_found_without_being_named(tmp_path: Path) -> None:
