@@ -48,7 +48,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The browser e2e test (tests/e2e/test_airflow_ui_browser.py) drives Debian's headless Chromium.
+# The newcomer test (tests/e2e/test_first_hour.py) drives Debian's headless Chromium; a fresh machine gets it here.
 CHROMIUM := /usr/bin/chromium
 chromium: $(CHROMIUM)
 

@@ -78,7 +78,8 @@ class Chromium:
                 raise BrowserError(f"Chromium did not open its DevTools port (see {log.name})")
             time.sleep(0.1)
         port, path = port_file.read_text().splitlines()[:2]
-        self.ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=10)
+        # No keepalive pings: a test may leave the page idle for minutes while a run goes on.
+        self.ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=10, ping_interval=None)
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Network"):
@@ -140,6 +141,29 @@ class Chromium:
         """The value of a JavaScript expression in the page."""
         result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
+
+    def fill(self, selector: str, value: str) -> None:
+        """Set the value of the input ``selector`` names as typing would (React sees an input and a change event)."""
+        ok = self.evaluate(
+            f"""(() => {{ const el = document.querySelector({json.dumps(selector)}); if (!el) return false;
+            el.focus();
+            Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, {json.dumps(value)});
+            el.dispatchEvent(new Event('input', {{bubbles: true}}));
+            el.dispatchEvent(new Event('change', {{bubbles: true}}));
+            return true; }})()"""
+        )
+        if not ok:
+            raise BrowserError(f"no {selector} on {self.location()}")
+
+    def click_text(self, text: str, selector: str = "button, a, [role=menuitem]") -> None:
+        """Click the last element matching ``selector`` whose visible text is exactly ``text``."""
+        ok = self.evaluate(
+            f"""(() => {{ const els = [...document.querySelectorAll({json.dumps(selector)})]
+              .filter(e => e.innerText && e.innerText.trim() === {json.dumps(text)});
+            if (!els.length) return false; els[els.length - 1].click(); return true; }})()"""
+        )
+        if not ok:
+            raise BrowserError(f"nothing to click named {text!r} on {self.location()}")
 
     def location(self) -> str:
         return str(self.evaluate("location.href"))

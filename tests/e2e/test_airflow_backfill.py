@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_airflow_ui_browser import DAG_ID, AirflowStack, free_port, stack_env, task_log
+from airflow_stack import DAG_ID, AirflowStack, free_port, stack_env, task_log
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse.local_airflow import airflow_env
