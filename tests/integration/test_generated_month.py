@@ -30,6 +30,7 @@ FIRST = dt.date(2026, 10, 1)
 DAYS = [FIRST + dt.timedelta(days=i) for i in range(30)]
 DEVICES = 250
 TZ = "Europe/Moscow"
+MONEY_AND_STABILITY = ("revenue_events", "ad_revenue_events", "crashes", "errors")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,20 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, pd.DataFram
                 extract_resource(resource, day, settings=settings, layout=layout)
             build_silver(day, layout)
     build_gold(layout)
-    files = sorted((layout.root / "silver" / "events_part").glob("*/*.parquet"))
-    events = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-    return layout, events
+    return layout, read_silver(layout, "events_part")
+
+
+def _silver_files(layout: Layout, table: str) -> list:
+    return sorted((layout.root / "silver" / table).glob("*/*.parquet"))
+
+
+def read_silver(layout: Layout, table: str) -> pd.DataFrame:
+    return pd.concat([pq.read_table(f).to_pandas() for f in _silver_files(layout, table)], ignore_index=True)
+
+
+def silver_rows(layout: Layout, table: str) -> list[dict]:
+    """Rows as Python values (None stays None, decimals stay Decimal)."""
+    return [row for f in _silver_files(layout, table) for row in pq.read_table(f).to_pylist()]
 
 
 def test_silver_holds_each_generated_event_once(month):
@@ -66,5 +78,8 @@ def test_gold_marts_match_brute_force_on_silver(month):
     assert read_mart(layout.root, "fct_device_daily") == expected_fct_device_daily(events)
     assert read_mart(layout.root, "dim_devices") == expected_dim_devices(events)
     features = read_mart(layout.root, "device_features_daily")
-    assert features == expected_device_features_daily(events)
+    # The demo server's own revenue, ad revenue, crash and error rows, as silver typed them.
+    extra = {table: silver_rows(layout, table) for table in MONEY_AND_STABILITY}
+    assert all(extra.values()), "the generated month should hold rows of every one of these tables"
+    assert features == expected_device_features_daily(events, extra)
     assert len({f[1] for f in features}) == len(DAYS)

@@ -286,8 +286,11 @@ def expected_dim_devices(events: pd.DataFrame) -> list[tuple]:
     return out
 
 
-def expected_device_features_daily(events: pd.DataFrame) -> list[tuple]:
-    extra = money_and_stability(events.to_dict("records"))
+def expected_device_features_daily(events: pd.DataFrame, extra: dict[str, list[dict]] | None = None) -> list[tuple]:
+    """Brute force over silver events and the revenue, ad revenue, crash and error rows (``extra``, by table name;
+    derived from ``events`` as write_silver does when not given)."""
+    if extra is None:
+        extra = money_and_stability(events.to_dict("records"))
     for rows in extra.values():
         for r in rows:
             r["appmetrica_device_id"] = int(r["appmetrica_device_id"])
