@@ -83,7 +83,7 @@ def quality_gate(day: str, silver: dict[str, Any] | None) -> dict[str, Any]:
 
 @fail_fast
 def gold(day: str, quality: dict[str, Any] | None) -> dict[str, Any]:
-    return _recorded("gold", day, lambda: pipeline.gold((quality or {}).get("days") or [day]))
+    return _recorded("gold", day, lambda: pipeline.gold((quality or {}).get("days") or [day], drift_day=day))
 
 
 @fail_fast

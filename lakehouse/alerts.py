@@ -270,3 +270,23 @@ def alert_empty_days(dag_id: str, day: str, empty: dict[str, list[str]], conn_id
         log.warning("empty export alert not sent: %s", exc)
         return False
     return True
+
+
+def alert_feature_drift(dag_id: str, day: str, lines: list[str], conn_id: str = ALERTS_CONN_ID) -> bool:
+    """Announce features whose PSI or null rate passed its threshold (``lines``, one per feature and metric).
+
+    Like an empty export, drift is reported, not failed: a channel that is missing, malformed or
+    unreachable is logged and the run goes on. Returns whether a message was delivered.
+    """
+    text = "\n".join([f"FEATURE DRIFT: {dag_id} run for {day}", *lines, "(reported, not failed)"])
+    message = {"text": text, "event": "feature_drift", "dag_id": dag_id, "day": day, "breaches": lines}
+    try:
+        channel = load_channel(conn_id)
+        if channel is None:
+            log.info("no %s connection: feature drift is only reported (%s)", conn_id, "; ".join(lines))
+            return False
+        channel.send(message)
+    except (ConfigError, AlertError) as exc:
+        log.warning("feature drift alert not sent: %s", exc)
+        return False
+    return True

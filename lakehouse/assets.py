@@ -39,6 +39,7 @@ GOLD_MART_NAMES = (
     "device_features_daily",
     "feature_transformer_state",
     "device_features_daily_transformed",
+    "feature_stats_daily",
 )
 
 

@@ -262,16 +262,25 @@ def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str,
     }
 
 
-def gold(days: list[str] | None = None, *, full_refresh: bool = False) -> dict[str, Any]:
+def gold(
+    days: list[str] | None = None, *, full_refresh: bool = False, drift_day: str | dt.date | None = None
+) -> dict[str, Any]:
     """Build and test the gold marts with dbt (models and tests together).
 
     ``days`` are the export dates whose silver this run rebuilt (the quality gate's ``days``); the
     build recomputes only what they touch (see :func:`transforms.gold.build_gold`), and silver
     partitions changed since the last build some other way are found by themselves.
-    ``full_refresh`` rebuilds every mart from all of silver.
+    ``full_refresh`` rebuilds every mart from all of silver. With ``drift_day`` (the run's day) the
+    built ``feature_stats_daily`` of that date is checked against the drift thresholds (see
+    :func:`feature_drift`); the thresholds are validated before the build.
     """
     from transforms.gold import build_gold
 
+    thresholds = None
+    if drift_day is not None:
+        from lakehouse.features.drift import DriftThresholds
+
+        thresholds = DriftThresholds.from_env()  # a bad setting fails before the build, not after it
     layout = Layout.from_env()
     lake = _lake(layout)
     # On S3 every build is a full one: the incremental state (the DuckDB warehouse and gold_state.json)
@@ -284,7 +293,35 @@ def gold(days: list[str] | None = None, *, full_refresh: bool = False) -> dict[s
             registry = [layout.gold / "_registry"] if summary.get("feature_set_version") else []
             for folder in marts + registry:
                 lake.commit(_rel(layout, folder))
-        return summary
+        if drift_day is not None:  # the marts this build published, before another build replaces them
+            summary["feature_drift"] = feature_drift(drift_day, layout, thresholds)
+    return summary
+
+
+def feature_drift(day: str | dt.date, layout: Layout | None = None, thresholds: Any = None) -> dict[str, Any]:
+    """Check the day's ``feature_stats_daily`` rows of the gold just built; alert on each feature past a threshold.
+
+    Drift is reported (alerts channel and log), not failed. Returns ``{"date", "thresholds", "features": n,
+    "breaches": ["<feature> on <date>: psi 0.41 > 0.2", ...]}``.
+    """
+    from lakehouse.features.drift import breach_lines, drift_report
+
+    layout = layout or Layout.from_env()
+    day = parse_day(day)
+    report = drift_report(day, layout.gold, thresholds)
+    lines = breach_lines(report)
+    if not report["features"]:
+        log.info("feature drift: feature_stats_daily has no rows for %s (no device had a feature row)", day)
+    if lines:
+        from lakehouse.alerts import alert_feature_drift
+
+        log.warning("feature drift on %s (reported, not failed):\n%s", day, "\n".join(lines))
+        alert_feature_drift(DAG_ID, day.isoformat(), lines)
+    else:
+        log.info("feature drift: %d feature(s) of %s within the thresholds %s", len(report["features"]), day,
+                 report["thresholds"])  # fmt: skip
+    return {"date": report["date"], "thresholds": report["thresholds"], "features": len(report["features"]),
+            "breaches": lines}  # fmt: skip
 
 
 def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
@@ -414,7 +451,7 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
         ("extract", lambda: [extract(r, day) for r in RESOURCES]),
         ("silver", lambda: silver(day, steps["extract"])),
         ("quality", lambda: quality_gate(day, steps["silver"]["rebuilt"])),
-        ("gold", lambda: gold(steps["quality"]["days"])),
+        ("gold", lambda: gold(steps["quality"]["days"], drift_day=day)),
         ("publish", lambda: publish(day, run_id)),
     ]
     for step, call in plan:

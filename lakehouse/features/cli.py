@@ -8,6 +8,7 @@ from typing import Any
 from lakehouse.console import result, result_json
 from lakehouse.features.online import json_value
 
+_DRIFT_COLUMNS = ("feature", "rows", "null_rate", "mean", "p50", "p95", "psi", "fit_start_date", "fit_end_date")
 _LIST_COLUMNS = ("name", "role", "value_type", "window", "entity", "owner", "tags", "version")
 
 
@@ -26,6 +27,9 @@ def add_parser(sub: Any) -> None:
     historical.add_argument("--features", required=True, help="comma-separated names, e.g. events_7d,sessions_7d")
     historical.add_argument("--out", required=True, help="output file, .csv or .parquet")
     historical.add_argument("--no-feature-dates", action="store_true", help="leave out the <mart>__<date> columns")
+    drift = commands.add_parser("drift", help="one date of feature_stats_daily, with the features past a threshold")
+    drift.add_argument("--date", required=True, help="the feature_date, YYYY-MM-DD")
+    drift.add_argument("--json", action="store_true", help="print the report as JSON instead")
     latest = commands.add_parser("latest", help="the latest feature vector of one device")
     latest.add_argument("device_id")
     latency = commands.add_parser("latency", help="time latest-feature lookups (p50/p99)")
@@ -69,6 +73,26 @@ def run(args: argparse.Namespace) -> int:
         )
         path = write_result(table, args.out)
         result_json({"out": str(path), "rows": table.num_rows, "columns": table.column_names}, indent=None)
+    elif command == "drift":
+        from lakehouse.features.drift import breach_lines, drift_report
+
+        report = drift_report(args.date, args.source)
+        if args.json:
+            result_json(report)
+            return 0
+        if not report["features"]:
+            raise features.FeatureError(f"feature_stats_daily has no rows for {report['date']}")
+        limits = report["thresholds"]
+        result(f"feature drift on {report['date']} (psi > {limits['psi']:g} or null_rate > {limits['null_rate']:g} "
+               "is reported)")  # fmt: skip
+        rows = [{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()} for row in report["features"]]
+        result(format_table(rows, _DRIFT_COLUMNS))
+        lines = breach_lines(report)
+        result(
+            "\n".join(["past a threshold:", *(f"  {line}" for line in lines)])
+            if lines
+            else "no feature past a threshold"
+        )
     elif command == "latest":
         found = features.LatestFeatureStore(args.source).lookup(args.device_id)
         if found is None:

@@ -12,6 +12,7 @@ MARTS = (
     "device_features_daily",
     "device_features_daily_transformed",
     "feature_transformer_state",
+    "feature_stats_daily",
 )
 SILVER = ("events_part", "mobile_devices", "technical_data", "tmp_event_properties",
           "permanent_user_properties", "tmp_user_properties", "user_locations",

@@ -34,8 +34,9 @@ FIRST_DAY = dt.date(2026, 10, 1)
 EVENT_DAYS = 30  # events dated 2026-10-01 .. 2026-10-30
 LAST_EXPORT = FIRST_DAY + dt.timedelta(days=EVENT_DAYS)  # 2026-10-31 carries only late arrivals
 MARTS = ("device_features_daily", "dim_devices", "fct_device_daily")
-# gold marts of the fitted feature transformers (tests/integration/test_feature_transformers.py checks them)
-TRANSFORMER_MARTS = ("device_features_daily_transformed", "feature_transformer_state")
+# gold marts of the fitted feature transformers and of feature monitoring (tests/integration/
+# test_feature_transformers.py and test_feature_drift.py check them)
+TRANSFORMER_MARTS = ("device_features_daily_transformed", "feature_transformer_state", "feature_stats_daily")
 REGISTRY_FILES = ("_registry/feature_registry.json", "_registry/feature_registry.parquet")
 
 # devices with a hand-made history, all with ids above the signed 64-bit range
@@ -441,8 +442,8 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
         if mart in MARTS:
             assert info["rows"] == len(read_mart(built.root, mart))
     # stg_appmetrica__events, __revenue_events, __ad_revenue_events, __crashes, __errors, 5 int_*, 3 marts,
-    # 2 transformer marts
-    assert summary["models"] == {"success": 15}
+    # 2 transformer marts, feature_stats_daily
+    assert summary["models"] == {"success": 16}
     assert summary["data_tests"]["pass"] >= 60
     assert set(summary["data_tests"]) == {"pass"}
     assert summary["unit_tests"] == {"pass": 4}

@@ -1,0 +1,121 @@
+"""Feature monitoring end to end: feature_stats_daily built by dbt from a generated lake with one
+feature's distribution shifted on one day, its PSI and statistics recomputed here in plain Python,
+the drift check and its alert, and ``lakehouse features drift``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from test_gold_marts import _add_event, _Gen, write_silver
+
+from lakehouse import pipeline
+from lakehouse.cli import main as cli_main
+from lakehouse.features.drift import DriftThresholds, drift_report
+from lakehouse.settings import Layout
+from transforms.gold import build_gold
+
+pytestmark = pytest.mark.integration
+
+DEVICES = 200
+FIRST = dt.date(2026, 10, 1)
+FIT_START, FIT_END = dt.date(2026, 10, 8), dt.date(2026, 10, 10)
+CALM, SHIFTED = dt.date(2026, 10, 11), dt.date(2026, 10, 12)  # SHIFTED: every device has 10x its events
+NUMERIC = ("events_1d", "events_7d", "events_28d", "sessions_7d", "active_days_28d",
+           "days_since_first_seen", "days_since_last_event")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("drift")
+    gen = _Gen(rng=random.Random(18), rows=[])
+    for device in range(1, DEVICES + 1):
+        for offset in range((SHIFTED - FIRST).days + 1):
+            day = FIRST + dt.timedelta(days=offset)
+            count = gen.rng.randint(1, 3) * (10 if day == SHIFTED else 1)
+            session = gen.session()
+            for i in range(count):
+                _add_event(gen, device, dt.datetime.combine(day, dt.time(8, 0)) + dt.timedelta(minutes=i),
+                           session_id=session, name="app_open", receive_delay=5)  # fmt: skip
+    write_silver(root, gen.rows)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_FEATURE_FIT_START", FIT_START.isoformat())
+        mp.setenv("LAKEHOUSE_FEATURE_FIT_END", FIT_END.isoformat())
+        build_gold(Layout(root))
+    return root
+
+
+def _psi(expected: list[float], actual: list[float]) -> float:
+    """PSI as the mart defines it, from scratch: bins at the expected values' distinct deciles."""
+    ordered = sorted(expected)
+    n = len(ordered)
+    edges = sorted({ordered[max(math.ceil(n * q / 10) - 1, 0)] for q in range(1, 10)})
+
+    def shares(values: list[float]) -> list[float]:
+        counts = [0] * (len(edges) + 1)
+        for v in values:
+            counts[sum(1 for e in edges if e < v)] += 1
+        return [max(c / len(values), 0.0001) for c in counts]
+
+    return sum((a - e) * math.log(a / e) for e, a in zip(shares(expected), shares(actual), strict=True))
+
+
+def test_stats_and_psi_match_a_plain_python_computation(lake: Path) -> None:
+    features = pq.read_table(lake / "gold/device_features_daily/device_features_daily.parquet").to_pylist()
+    stats = pq.read_table(lake / "gold/feature_stats_daily/feature_stats_daily.parquet").to_pylist()
+    dates = sorted({r["feature_date"] for r in features})
+    assert len(stats) == len(dates) * len(NUMERIC)
+    assert [(r["feature"], r["feature_date"]) for r in stats] == sorted((f, d) for f in NUMERIC for d in dates)
+    by_key = {(r["feature"], r["feature_date"]): r for r in stats}
+    for feature in NUMERIC:
+        fitted = [float(r[feature]) for r in features if FIT_START <= r["feature_date"] <= FIT_END]
+        for day in (FIRST, FIT_START, CALM, SHIFTED):
+            values = [r[feature] for r in features if r["feature_date"] == day]
+            row = by_key[(feature, day)]
+            assert row["rows"] == len(values)
+            assert row["null_rate"] == sum(v is None for v in values) / len(values) == 0.0
+            assert row["mean"] == pytest.approx(sum(values) / len(values))
+            assert row["psi"] == pytest.approx(_psi(fitted, [float(v) for v in values]), abs=2e-6)
+            assert (row["fit_start_date"], row["fit_end_date"]) == (FIT_START, FIT_END)
+    assert by_key[("events_1d", SHIFTED)]["psi"] > 1 > 0.1 > by_key[("events_1d", CALM)]["psi"]
+    assert by_key[("events_1d", SHIFTED)]["p50"] >= 10 * by_key[("events_1d", CALM)]["p50"] / 3
+
+
+def test_the_shifted_feature_raises_an_alert_naming_it_and_the_calm_day_none(
+    lake: Path, monkeypatch: pytest.MonkeyPatch, http_receiver
+) -> None:
+    conn = {"conn_type": "http", "host": f"{http_receiver.url}/hooks/drift"}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_ALERTS", json.dumps(conn))
+    thresholds = DriftThresholds(psi=0.2, null_rate=0.05)
+
+    calm = pipeline.feature_drift(CALM, Layout(lake), thresholds)
+    assert calm["features"] == len(NUMERIC)
+    assert not [line for line in calm["breaches"] if line.startswith("events_1d ")]
+    calm_alerts = list(http_receiver.requests)
+    assert not any("events_1d " in r["json"]["text"] for r in calm_alerts)
+
+    shifted = pipeline.feature_drift(SHIFTED, Layout(lake), thresholds)
+    assert any(line.startswith(f"events_1d on {SHIFTED}: psi ") for line in shifted["breaches"])
+    assert not [line for line in shifted["breaches"] if line.startswith(("sessions_7d ", "days_since_last_event "))]
+    (sent,) = http_receiver.requests[len(calm_alerts) :]
+    assert sent["path"] == "/hooks/drift" and sent["json"]["event"] == "feature_drift"
+    assert sent["json"]["day"] == SHIFTED.isoformat() and sent["json"]["breaches"] == shifted["breaches"]
+    assert f"events_1d on {SHIFTED}: psi " in sent["json"]["text"]
+
+
+def test_cli_prints_the_table_and_the_json_alone(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["features", "--source", str(lake / "gold"), "drift", "--date", SHIFTED.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"feature drift on {SHIFTED} (psi > 0.2 or null_rate > 0.05 is reported)")
+    assert all(f in out for f in NUMERIC)
+    assert f"  events_1d on {SHIFTED}: psi " in out
+
+    assert cli_main(["features", "--source", str(lake / "gold"), "drift", "--date", CALM.isoformat(), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(json.dumps(drift_report(CALM, lake / "gold", DriftThresholds()), default=str))
+    assert [r["feature"] for r in report["features"]] == sorted(NUMERIC)
