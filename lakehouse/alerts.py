@@ -251,42 +251,41 @@ class LakehouseNotifier(BaseNotifier):
             raise AlertError(f"{self.event} alert not sent: {exc}") from None
 
 
+def report_fact(message: dict[str, Any], what: str, summary: str, conn_id: str = ALERTS_CONN_ID) -> bool:
+    """Send ``message`` (a fact to report, not a failure) on the alerts channel, when there is one.
+
+    A channel that is missing, malformed or unreachable is logged (``what`` names the alert,
+    ``summary`` says what it was about) and the run goes on. Returns whether a message was delivered.
+    """
+    try:
+        channel = load_channel(conn_id)
+        if channel is None:
+            log.info("no %s connection: the %s is only reported (%s)", conn_id, what, summary)
+            return False
+        channel.send(message)
+    except (ConfigError, AlertError) as exc:
+        log.warning("%s alert not sent: %s", what, exc)
+        return False
+    return True
+
+
 def alert_empty_days(dag_id: str, day: str, empty: dict[str, list[str]], conn_id: str = ALERTS_CONN_ID) -> bool:
     """Announce days whose export was empty (``{day: [tables]}``) on the alerts channel, when there is one.
 
-    An empty day is a fact to report, not a failure: a channel that is missing, malformed or
-    unreachable is logged and the run goes on. Returns whether a message was delivered.
+    An empty day is a fact to report, not a failure (see :func:`report_fact`). Returns whether a message was delivered.
     """
     days = "; ".join(f"{when}: {', '.join(tables)}" for when, tables in sorted(empty.items()))
     message = {"text": f"EMPTY EXPORT: {dag_id} run for {day}\nno rows in {days}\n(reported, not failed)",
                "event": "empty", "dag_id": dag_id, "day": day, "empty": empty}  # fmt: skip
-    try:
-        channel = load_channel(conn_id)
-        if channel is None:
-            log.info("no %s connection: the empty export is only reported (%s)", conn_id, days)
-            return False
-        channel.send(message)
-    except (ConfigError, AlertError) as exc:
-        log.warning("empty export alert not sent: %s", exc)
-        return False
-    return True
+    return report_fact(message, "empty export", days, conn_id)
 
 
 def alert_feature_drift(dag_id: str, day: str, lines: list[str], conn_id: str = ALERTS_CONN_ID) -> bool:
     """Announce features whose PSI or null rate passed its threshold (``lines``, one per feature and metric).
 
-    Like an empty export, drift is reported, not failed: a channel that is missing, malformed or
-    unreachable is logged and the run goes on. Returns whether a message was delivered.
+    Like an empty export, drift is reported, not failed (see :func:`report_fact`). Returns whether a message was
+    delivered.
     """
     text = "\n".join([f"FEATURE DRIFT: {dag_id} run for {day}", *lines, "(reported, not failed)"])
     message = {"text": text, "event": "feature_drift", "dag_id": dag_id, "day": day, "breaches": lines}
-    try:
-        channel = load_channel(conn_id)
-        if channel is None:
-            log.info("no %s connection: feature drift is only reported (%s)", conn_id, "; ".join(lines))
-            return False
-        channel.send(message)
-    except (ConfigError, AlertError) as exc:
-        log.warning("feature drift alert not sent: %s", exc)
-        return False
-    return True
+    return report_fact(message, "feature drift", "; ".join(lines), conn_id)

@@ -63,7 +63,7 @@ def test_the_alert_names_the_features_and_a_missing_channel_only_logs(http_recei
     monkeypatch.delenv("AIRFLOW_CONN_LAKEHOUSE_ALERTS", raising=False)
     caplog.set_level(logging.INFO, logger="lakehouse.alerts")
     assert alert_feature_drift("appmetrica_lakehouse", "2026-11-01", lines) is False
-    assert "feature drift is only reported" in caplog.text
+    assert "the feature drift is only reported" in caplog.text
     monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_ALERTS", f'{{"conn_type": "http", "host": "{http_receiver.url}/h"}}')
     assert alert_feature_drift("appmetrica_lakehouse", "2026-11-01", lines) is True
     (sent,) = http_receiver.requests
