@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         if not report["features"]:
             raise features.FeatureError(f"feature_stats_daily has no rows for {report['date']}")
         limits = report["thresholds"]
-        result(f"feature drift on {report['date']} (psi > {limits['psi']:g} or null_rate > {limits['null_rate']:g} "
-               "is reported)")  # fmt: skip
+        result(f"feature drift on {report['date']} (reported: psi > {limits['psi']:g} after the training window, "
+               f"null_rate > {limits['null_rate']:g})")  # fmt: skip
         rows = [{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()} for row in report["features"]]
         result(format_table(rows, _DRIFT_COLUMNS))
         lines = breach_lines(report)

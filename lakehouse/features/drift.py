@@ -8,9 +8,10 @@ every feature whose PSI or null rate passes its threshold:
 * ``LAKEHOUSE_DRIFT_PSI_THRESHOLD`` (default 0.2, the usual "significant shift" level; > 0),
 * ``LAKEHOUSE_DRIFT_NULL_RATE_THRESHOLD`` (default 0.05; 0 .. 1).
 
-A value strictly above its threshold is a breach. The daily run sends the breaches through the
-alerts channel (:func:`lakehouse.alerts.alert_feature_drift`); ``lakehouse features drift --date D``
-prints the same table.
+A value strictly above its threshold is a breach; PSI counts only on dates after the training
+window (``LAKEHOUSE_FEATURE_FIT_END``), a date inside it being training data. The daily run
+sends the breaches through the alerts channel (:func:`lakehouse.alerts.alert_feature_drift`);
+``lakehouse features drift --date D`` prints the same table.
 """
 
 from __future__ import annotations
@@ -77,11 +78,19 @@ def feature_stats(day: str | dt.date, source: str | Path | FeatureSource | None 
 
 
 def breaches(rows: list[dict[str, Any]], thresholds: DriftThresholds) -> list[dict[str, Any]]:
-    """Every (feature, metric) of ``rows`` above its threshold: feature, feature_date, metric, value, threshold."""
+    """Every (feature, metric) of ``rows`` above its threshold: feature, feature_date, metric, value, threshold.
+
+    PSI is judged only on dates after the training window (``fit_end_date``): a date inside it is
+    training data, part of the reference itself. With no window set the window ends on the latest
+    feature_date, so PSI is never judged; the null rate is judged on every date.
+    """
     found = []
     for row in rows:
+        after_window = row.get("fit_end_date") is not None and row["feature_date"] > row["fit_end_date"]
         for metric, limit in (("psi", thresholds.psi), ("null_rate", thresholds.null_rate)):
             value = row.get(metric)
+            if metric == "psi" and not after_window:
+                continue
             if value is not None and value > limit:
                 found.append({"feature": row["feature"], "feature_date": row["feature_date"].isoformat(),
                               "metric": metric, "value": value, "threshold": limit})  # fmt: skip

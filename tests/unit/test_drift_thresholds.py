@@ -14,8 +14,8 @@ from lakehouse.settings import ConfigError
 DAY = dt.date(2026, 11, 1)
 
 
-def row(feature: str, psi: float | None, null_rate: float) -> dict:
-    return {"feature": feature, "feature_date": DAY, "psi": psi, "null_rate": null_rate}
+def row(feature: str, psi: float | None, null_rate: float, fit_end: dt.date = DAY - dt.timedelta(days=1)) -> dict:
+    return {"feature": feature, "feature_date": DAY, "psi": psi, "null_rate": null_rate, "fit_end_date": fit_end}
 
 
 def test_defaults_and_environment(monkeypatch):
@@ -72,3 +72,9 @@ def test_the_alert_names_the_features_and_a_missing_channel_only_logs(http_recei
         "events_1d on 2026-11-01: psi 0.35 > 0.2",
         "(reported, not failed)",
     ]
+
+
+def test_psi_is_judged_only_after_the_training_window_and_the_null_rate_always():
+    inside = [row("events_1d", 3.0, 0.5, fit_end=DAY)]  # the date is training data (no window set: the latest date)
+    found = breaches(inside, DriftThresholds(psi=0.2, null_rate=0.05))
+    assert [(b["feature"], b["metric"]) for b in found] == [("events_1d", "null_rate")]
