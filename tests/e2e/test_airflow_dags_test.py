@@ -87,6 +87,9 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
     daily_glob = f"{data}/gold/fct_device_daily/**/*.parquet"
     daily_events = scalar("select sum(events_count) from read_parquet(?, hive_partitioning=true)", daily_glob)
     assert daily_events == all_events
+    # the drift check ran on the day's feature statistics (no training window set: PSI is not judged)
+    assert report["gold"]["feature_drift"] == {"date": DAY, "features": 7, "breaches": [],
+                                               "thresholds": {"psi": 0.2, "null_rate": 0.05}}  # fmt: skip
 
     # revenue, ad revenue, crashes and errors reach the day's features, each row counted once
     gold_features = f"{data}/gold/device_features_daily/**/*.parquet"
