@@ -57,9 +57,8 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 
-# Tests run on every core (pytest-xdist); a module's tests that share a module-built fixture stay on one worker
-# (tests/conftest.py). `make test TEST_WORKERS=0` runs them in this process, one after another.
-PYTEST_XDIST = -n $(call shq,$(TEST_WORKERS)) --dist loadgroup
+# Tests run on every core (pytest-xdist), a module's tests on one worker, so what a module builds once is built once. `make test TEST_WORKERS=0` runs them in this process, one after another.
+PYTEST_XDIST = -n $(call shq,$(TEST_WORKERS)) --dist loadscope
 
 test: venv $(CHROMIUM)
 	$(BIN)/ruff check .

@@ -1,9 +1,9 @@
 """Fixtures shared by tests/unit, tests/integration and tests/e2e, and how `make test` spreads tests over workers.
 
-`make test` runs pytest-xdist with ``--dist loadgroup``: each test goes to whichever worker is free, except that
-the tests of a module that builds something once for the module (a module-scoped fixture defined in that file:
-a generated lake, a reference run) stay together on one worker, so it is built once. Every test writes under its
-own ``tmp_path`` and binds port 0, so workers never share a folder, a port or an Airflow home.
+`make test` runs pytest-xdist with ``--dist loadscope``: each test module goes whole to whichever worker is free,
+so what a module builds once (a module-scoped fixture: a generated lake, a reference run, the demo's clone) is built
+once. Every test writes under its own ``tmp_path`` and binds port 0, so workers never share a folder, a port or an
+Airflow home.
 """
 
 from __future__ import annotations
@@ -52,20 +52,6 @@ class HttpReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep a module's tests on one xdist worker when they share a module-scoped fixture of that module."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shares = any(
-            d.scope == "module" and d.baseid == module for defs in info.name2fixturedefs.values() for d in defs
-        )
-        if shares:
-            item.add_marker(pytest.mark.xdist_group(module))
 
 
 @pytest.fixture
