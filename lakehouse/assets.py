@@ -37,6 +37,7 @@ GOLD_MART_NAMES = (
     "fct_device_daily",
     "dim_devices",
     "device_features_daily",
+    "device_attributes_daily",
     "feature_transformer_state",
     "device_features_daily_transformed",
     "feature_stats_daily",

@@ -14,7 +14,7 @@
 
 
 {% macro feature_transform_categorical_columns() %}
-    {#- attributes of dim_devices, encoded by label_encoder and one_hot_encoder -#}
+    {#- attributes of device_attributes_daily (as of feature_date), encoded by label_encoder and one_hot_encoder -#}
     {{ return(['os_name', 'device_type', 'country_iso_code']) }}
 {% endmacro %}
 

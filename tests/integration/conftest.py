@@ -6,7 +6,17 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from feature_lake import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS, FeatureLake
+from feature_lake import (
+    FIT_END,
+    FIT_START,
+    LATE_COUNTRY,
+    LATE_DEVICE,
+    LATE_OS,
+    MOVE_DAY,
+    MOVER_DEVICE,
+    MOVER_FIRST_DAY,
+    FeatureLake,
+)
 from moto_s3 import moto_endpoint
 from test_gold_marts import FIRST_DAY, _add_event, _Gen, make_events, write_silver
 
@@ -25,6 +35,17 @@ def feature_lake(tmp_path_factory: pytest.TempPathFactory) -> FeatureLake:
             gen, LATE_DEVICE, at, session_id=gen.session(),
             attrs={"os_name": LATE_OS, "country_iso_code": LATE_COUNTRY, "device_type": "phone"},
         )  # fmt: skip
+    before = {"country_iso_code": "RU", "app_version_name": "1.0.0", "device_type": None}
+    after = {"country_iso_code": "KZ", "app_version_name": "2.0.0", "device_type": "phone"}
+    # its last event is after New York leaves DST (2026-11-01), so the spine and its rows run past that day
+    for day, hour, attrs in (
+        (dt.date(2026, 11, 2), 0, after),
+        (MOVER_FIRST_DAY, 12, before),
+        (MOVE_DAY, 0, after),
+        (MOVE_DAY + dt.timedelta(days=2), 9, after),
+    ):
+        at = dt.datetime.combine(day, dt.time(hour, 5))
+        _add_event(gen, MOVER_DEVICE, at, session_id=gen.session(), attrs={"os_name": "android", **attrs})
     write_silver(root, rows)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAKEHOUSE_FEATURE_FIT_START", FIT_START.isoformat())

@@ -11,6 +11,9 @@ FIT_END = dt.date(2026, 10, 20)
 # active only after the training window, with an OS and a country no device had in it
 LATE_DEVICE = 2**64 - 42
 LATE_OS, LATE_COUNTRY = "harmonyos", "ZZ"
+# moves from RU to KZ and from app 1.0.0 to 2.0.0 on MOVE_DAY; sends its device_type from then on only
+MOVER_DEVICE = 2**64 - 77
+MOVER_FIRST_DAY, MOVE_DAY = dt.date(2026, 10, 6), dt.date(2026, 10, 13)
 
 
 @dataclass

@@ -24,7 +24,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from feature_lake import FIT_END, FIT_START, LATE_COUNTRY, LATE_DEVICE, LATE_OS, FeatureLake
+from feature_lake import (
+    FIT_END,
+    FIT_START,
+    LATE_COUNTRY,
+    LATE_DEVICE,
+    LATE_OS,
+    MOVE_DAY,
+    MOVER_DEVICE,
+    MOVER_FIRST_DAY,
+    FeatureLake,
+)
 
 from lakehouse import cli
 from lakehouse.features import FeatureError, LatestFeatureStore, get_historical_features, list_features
@@ -45,11 +55,23 @@ MONEY_AND_STABILITY = [
     "ad_revenue_other_currency_events_28d", "crashes_7d", "errors_7d",
 ]  # fmt: skip
 CATEGORICAL = ["os_name", "device_type", "country_iso_code"]
-TZ = ZoneInfo("Europe/Moscow")
+# the point-in-time tests run in both: Moscow has no DST; New York leaves DST on 2026-11-01, inside the data
+APP_TIMEZONES = ("Europe/Moscow", "America/New_York")
+
+
+@pytest.fixture(params=APP_TIMEZONES)
+def app_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ZoneInfo:
+    """The app's time zone (LAKEHOUSE_APP_TIMEZONE) for one test; the gold lake's local dates do not depend on it."""
+    monkeypatch.setenv("LAKEHOUSE_APP_TIMEZONE", request.param)
+    return ZoneInfo(request.param)
 
 
 def rows(lake: FeatureLake, mart: str) -> list[dict[str, Any]]:
     return pq.read_table(lake.gold / mart / f"{mart}.parquet").to_pylist()
+
+
+def attributes_by_row(lake: FeatureLake) -> dict[tuple[int, dt.date], dict[str, Any]]:
+    return {(r["appmetrica_device_id"], r["feature_date"]): r for r in rows(lake, "device_attributes_daily")}
 
 
 def state_rows(lake: FeatureLake) -> dict[tuple[str, str, Any], dict[str, Any]]:
@@ -64,7 +86,7 @@ def test_every_gold_column_has_a_registry_entry(feature_lake: FeatureLake) -> No
     assert registry["feature_set_version"] == feature_lake.summary["feature_set_version"]
     entries = {(f["model"], f["column"]): f for f in registry["features"]}
     marts = sorted(p.name for p in feature_lake.gold.iterdir() if p.is_dir() and not p.name.startswith("_"))
-    assert len(marts) == 5
+    assert len(marts) == 6
     for mart in marts:
         columns = pq.read_schema(feature_lake.gold / mart / f"{mart}.parquet").names
         missing = [c for c in columns if (mart, c) not in entries]
@@ -117,11 +139,11 @@ def test_transformer_state_matches_a_plain_python_fit(feature_lake: FeatureLake)
         assert (minmax["data_min"], minmax["data_max"]) == (min(values), max(values))
         assert minmax["scale"] == (max(values) - min(values) or 1.0)
 
-    devices = {r["appmetrica_device_id"]: r for r in rows(feature_lake, "dim_devices")}
-    fit_devices = {r["appmetrica_device_id"] for r in window}
-    assert LATE_DEVICE not in fit_devices
+    attributes = attributes_by_row(feature_lake)
+    assert LATE_DEVICE not in {r["appmetrica_device_id"] for r in window}
     for column in CATEGORICAL:
-        seen = [devices[d][column] for d in fit_devices]
+        # fitted on the attributes as of each row of the window, not on the devices' latest values
+        seen = [attributes[(r["appmetrica_device_id"], r["feature_date"])][column] for r in window]
         categories = sorted({v for v in seen if v is not None})
         for transformer in ("label_encoder", "one_hot_encoder"):
             got = sorted(
@@ -135,13 +157,13 @@ def test_transformer_state_matches_a_plain_python_fit(feature_lake: FeatureLake)
             ]
             assert len(unknown) == 1 and unknown[0]["category_rows"] == seen.count(None)
             assert unknown[0]["category_index"] == (-1 if transformer == "label_encoder" else len(categories))
-            assert unknown[0]["fit_rows"] == len(fit_devices)
+            assert unknown[0]["fit_rows"] == len(window)
     assert LATE_OS not in {c for (_, f, c) in state if f == "os_name"}
 
 
 def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
     state = state_rows(feature_lake)
-    devices = {r["appmetrica_device_id"]: r for r in rows(feature_lake, "dim_devices")}
+    attributes = attributes_by_row(feature_lake)
     features = rows(feature_lake, "device_features_daily")
     transformed = rows(feature_lake, "device_features_daily_transformed")
     assert [(r["appmetrica_device_id"], r["feature_date"]) for r in transformed] == [
@@ -158,7 +180,7 @@ def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
             assert math.isclose(out[f"{column}_min_max"], expected, abs_tol=1e-12)
             outside_range += not 0 <= expected <= 1
         for column in CATEGORICAL:
-            value = devices[src["appmetrica_device_id"]][column]
+            value = attributes[(src["appmetrica_device_id"], src["feature_date"])][column]
             known = state.get(("label_encoder", column, value)) if value is not None else None
             width = 1 + sum(1 for (t, f, c) in state if t == "one_hot_encoder" and f == column and c is not None)
             label = known["category_index"] if known else -1
@@ -167,7 +189,7 @@ def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
     assert outside_range > 0, "rows outside the training window should leave the [0, 1] range somewhere"
     late = [r for r in transformed if r["appmetrica_device_id"] == LATE_DEVICE]
     assert late and all(r["os_name_label"] == -1 and r["os_name_one_hot"][-1] == 1 for r in late)
-    assert devices[LATE_DEVICE]["country_iso_code"] == LATE_COUNTRY
+    assert all(attributes[(LATE_DEVICE, r["feature_date"])]["country_iso_code"] == LATE_COUNTRY for r in late)
     assert all(r["country_iso_code_label"] == -1 for r in late)
 
 
@@ -199,12 +221,16 @@ def latest_before(history: list[tuple[dt.date, dict[str, Any]]], cutoff: dt.date
     return max(earlier, key=lambda x: x[0]) if earlier else None
 
 
-def local_date(text: str) -> dt.date:
+def local_date(text: str, tz: ZoneInfo) -> dt.date:
     value = dt.datetime.fromisoformat(text)
-    return (value.astimezone(TZ) if value.tzinfo else value).date()
+    return (value.astimezone(tz) if value.tzinfo else value).date()
 
 
-def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLake) -> None:
+def utc_text(local: dt.datetime, tz: ZoneInfo) -> str:
+    return local.replace(tzinfo=tz).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLake, app_tz: ZoneInfo) -> None:
     daily = oracle(feature_lake, "device_features_daily", "feature_date")
     fct = oracle(feature_lake, "fct_device_daily", "event_date")
     transformed = oracle(feature_lake, "device_features_daily_transformed", "feature_date")
@@ -220,10 +246,10 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
             text = f"{day}T00:00:00"
         elif kind == 1:
             text = f"{day} 23:59:59.999999"
-        elif kind == 2:  # 21:00 UTC the day before is local midnight of `day`
-            text = f"{day - dt.timedelta(days=1)}T21:00:00Z"
+        elif kind == 2:  # local midnight of `day`, in UTC
+            text = utc_text(dt.datetime.combine(day, dt.time()), app_tz)
         elif kind == 3:  # one second earlier: still the previous local day
-            text = f"{day - dt.timedelta(days=1)}T20:59:59+00:00"
+            text = utc_text(dt.datetime.combine(day, dt.time()) - dt.timedelta(seconds=1), app_tz)
         elif kind == 4:
             text = day.isoformat()
         else:
@@ -258,7 +284,7 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
     assert list(result["label"]) == list(range(len(texts)))
     nulls = 0
     for (device, text), row in zip(texts, result.to_dict("records"), strict=True):
-        cutoff = local_date(text)
+        cutoff = local_date(text, app_tz)
         hit = latest_before(daily.get(device, []), cutoff)
         if hit is None:
             nulls += 1
@@ -289,7 +315,7 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
     assert str(result["events_7d"].dtype) == "Int64"
 
 
-def test_timestamp_and_id_types(feature_lake: FeatureLake) -> None:
+def test_timestamp_and_id_types(feature_lake: FeatureLake, app_tz: ZoneInfo) -> None:
     daily = oracle(feature_lake, "device_features_daily", "feature_date")
     device = max(daily)  # above the signed 64-bit range
     assert device >= 2**63
@@ -302,7 +328,7 @@ def test_timestamp_and_id_types(feature_lake: FeatureLake) -> None:
         pd.DataFrame(
             {
                 "appmetrica_device_id": [str(device)],
-                "event_timestamp": pd.to_datetime([midnight]).tz_localize(TZ).tz_convert("UTC"),
+                "event_timestamp": pd.to_datetime([midnight]).tz_localize(app_tz).tz_convert("UTC"),
             }
         ),
         pa.table({"appmetrica_device_id": pa.array([device], pa.uint64()), "event_timestamp": [midnight]}),
@@ -312,6 +338,86 @@ def test_timestamp_and_id_types(feature_lake: FeatureLake) -> None:
         assert out["device_features_daily__feature_date"][0] == expected[0]
         assert (out["events_28d"][0], out["sessions_7d"][0]) == (expected[1]["events_28d"], expected[1]["sessions_7d"])
         assert out["appmetrica_device_id"].astype(str)[0] == str(device)
+
+
+# UTC instants around local midnights -> the feature_date they must see (the latest one strictly before the local
+# date); New York: 2026-11-01 starts at 04:00Z (EDT, -4), 2026-11-02 at 05:00Z (EST, -5)
+DST_CASES = {
+    "America/New_York": [
+        ("2026-11-01T03:59:59Z", "2026-10-30"),
+        ("2026-11-01T04:00:00Z", "2026-10-31"),
+        ("2026-11-02T04:59:59Z", "2026-10-31"),
+        ("2026-11-02T05:00:00Z", "2026-11-01"),
+    ],
+    "Europe/Moscow": [
+        ("2026-10-31T20:59:59Z", "2026-10-30"),
+        ("2026-10-31T21:00:00Z", "2026-10-31"),
+        ("2026-11-01T20:59:59Z", "2026-10-31"),
+        ("2026-11-01T21:00:00Z", "2026-11-01"),
+    ],
+}
+
+
+def test_local_dates_across_the_dst_change(feature_lake: FeatureLake, app_tz: ZoneInfo) -> None:
+    """The mover device has a row on every date: each instant sees the row of the day before its local date."""
+    cases = DST_CASES[app_tz.key]
+    stamps = [text for text, _ in cases]
+    frames = [
+        pd.DataFrame({"appmetrica_device_id": [MOVER_DEVICE] * len(stamps), "event_timestamp": stamps}),
+        pd.DataFrame({"appmetrica_device_id": [MOVER_DEVICE] * len(stamps), "event_timestamp": pd.to_datetime(stamps)}),
+    ]
+    for frame in frames:
+        result = get_historical_features(frame, ["country_iso_code", "events_7d"], source=feature_lake.gold)
+        for column in ("device_attributes_daily__feature_date", "device_features_daily__feature_date"):
+            assert [d.isoformat() for d in result[column]] == [day for _, day in cases], column
+
+
+def test_attributes_are_as_of_each_date(feature_lake: FeatureLake, app_tz: ZoneInfo) -> None:
+    """A device that moves country and app version mid-history: old values before the move, new ones after."""
+    attributes = {r["feature_date"]: r for r in rows(feature_lake, "device_attributes_daily")
+                  if r["appmetrica_device_id"] == MOVER_DEVICE}  # fmt: skip
+    assert min(attributes) == MOVER_FIRST_DAY and MOVE_DAY in attributes
+    for day, row in attributes.items():
+        moved = day >= MOVE_DAY
+        assert row["country_iso_code"] == ("KZ" if moved else "RU"), day
+        assert row["app_version_name"] == ("2.0.0" if moved else "1.0.0"), day
+        assert row["device_type"] == ("phone" if moved else None), day  # first sent on MOVE_DAY: null before
+    state = state_rows(feature_lake)
+    transformed = {r["feature_date"]: r for r in rows(feature_lake, "device_features_daily_transformed")
+                   if r["appmetrica_device_id"] == MOVER_DEVICE}  # fmt: skip
+    assert set(transformed) == set(attributes)
+    ru, kz = (state[("label_encoder", "country_iso_code", c)]["category_index"] for c in ("RU", "KZ"))
+    phone = state[("label_encoder", "device_type", "phone")]["category_index"]
+    for day, row in transformed.items():
+        moved = day >= MOVE_DAY
+        assert row["country_iso_code_label"] == (kz if moved else ru), day
+        assert row["device_type_label"] == (phone if moved else -1), day
+        assert row["device_type_one_hot"][-1] == (0 if moved else 1), day
+
+    # point in time: a label on MOVE_DAY (even at its last microsecond) sees the day before, RU and 1.0.0
+    stamps = [
+        f"{MOVER_FIRST_DAY}T23:59:59",  # nothing strictly before the first day
+        f"{MOVE_DAY}T00:00:00",
+        f"{MOVE_DAY} 23:59:59.999999",
+        f"{MOVE_DAY + dt.timedelta(days=1)}T00:00:00",
+        f"{MOVE_DAY + dt.timedelta(days=30)}",  # more than 28 days after the last event: the last row holds
+    ]
+    result = get_historical_features(
+        pd.DataFrame({"appmetrica_device_id": [MOVER_DEVICE] * len(stamps), "event_timestamp": stamps}),
+        ["country_iso_code", "app_version_name", "device_type", "country_iso_code_label", "device_type_one_hot"],
+        source=feature_lake.gold,
+    ).to_dict("records")
+    assert all(
+        pd.isna(value) for key, value in result[0].items() if key not in {"appmetrica_device_id", "event_timestamp"}
+    )
+    for row in result[1:3]:
+        assert row["device_attributes_daily__feature_date"] == MOVE_DAY - dt.timedelta(days=1)
+        assert (row["country_iso_code"], row["app_version_name"]) == ("RU", "1.0.0") and pd.isna(row["device_type"])
+        assert row["country_iso_code_label"] == ru and list(row["device_type_one_hot"])[-1] == 1
+    for row in result[3:]:
+        assert (row["country_iso_code"], row["app_version_name"], row["device_type"]) == ("KZ", "2.0.0", "phone")
+        assert row["country_iso_code_label"] == kz and list(row["device_type_one_hot"])[phone] == 1
+    assert result[4]["device_attributes_daily__feature_date"] == max(attributes)
 
 
 def _entities(ids: list[Any], stamps: list[Any] | None = None, **extra: list[Any]) -> dict[str, list[Any]]:

@@ -18,6 +18,7 @@ import pytest
 from test_gold_marts import (
     FIRST_DAY,
     LAST_EXPORT,
+    expected_device_attributes_daily,
     expected_device_features_daily,
     expected_dim_devices,
     expected_fct_device_daily,
@@ -45,6 +46,7 @@ def _check(root: Path, rows: list[dict]) -> None:
     assert read_mart(root, "fct_device_daily") == expected_fct_device_daily(events)
     assert read_mart(root, "dim_devices") == expected_dim_devices(events)
     assert read_mart(root, "device_features_daily") == expected_device_features_daily(events)
+    assert read_mart(root, "device_attributes_daily") == expected_device_attributes_daily(events)
 
 
 def _write_partition(root: Path, export_date: dt.date, rows: list[dict]) -> None:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 FIRST_DAY = dt.date(2026, 10, 1)
 EVENT_DAYS = 30  # events dated 2026-10-01 .. 2026-10-30
 LAST_EXPORT = FIRST_DAY + dt.timedelta(days=EVENT_DAYS)  # 2026-10-31 carries only late arrivals
-MARTS = ("device_features_daily", "dim_devices", "fct_device_daily")
+MARTS = ("device_attributes_daily", "device_features_daily", "dim_devices", "fct_device_daily")
 # gold marts of the fitted feature transformers and of feature monitoring (tests/integration/
 # test_feature_transformers.py and test_feature_drift.py check them)
 TRANSFORMER_MARTS = ("device_features_daily_transformed", "feature_transformer_state", "feature_stats_daily")
@@ -257,33 +257,62 @@ def expected_fct_device_daily(events: pd.DataFrame) -> list[tuple]:
     return out
 
 
+ATTRIBUTES = ("os_name", "os_version", "device_model", "app_version_name", "country_iso_code", "device_type")
+
+
+def latest_event(records: list[dict]) -> dict:
+    """The latest event: greatest event_datetime, then greatest known receive time, then smallest event_id."""
+    latest_at = max(r["event_datetime"] for r in records)
+    candidates = [r for r in records if r["event_datetime"] == latest_at]
+    known = [r for r in candidates if not pd.isna(r["event_receive_timestamp"])]
+    if known:
+        latest_receive = max(r["event_receive_timestamp"] for r in known)
+        candidates = [r for r in known if r["event_receive_timestamp"] == latest_receive]
+    return min(candidates, key=lambda r: r["event_id"])
+
+
+def attribute_values(event: dict) -> tuple:
+    def value(v: object) -> object:
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+
+    return tuple(value(event[c]) for c in ATTRIBUTES)
+
+
 def expected_dim_devices(events: pd.DataFrame) -> list[tuple]:
     out = []
     for device, grp in events.groupby("appmetrica_device_id", sort=True):
         records = grp.to_dict("records")
-        latest_at = max(r["event_datetime"] for r in records)
-        candidates = [r for r in records if r["event_datetime"] == latest_at]
-        known = [r for r in candidates if not pd.isna(r["event_receive_timestamp"])]
-        if known:
-            latest_receive = max(r["event_receive_timestamp"] for r in known)
-            candidates = [r for r in known if r["event_receive_timestamp"] == latest_receive]
-        winner = min(candidates, key=lambda r: r["event_id"])
-
-        def value(v: object) -> object:
-            return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
-
+        winner = latest_event(records)
         out.append(
             (
                 int(device),
                 min(r["event_date"] for r in records),
                 max(r["event_date"] for r in records),
-                latest_at.to_pydatetime(),
+                winner["event_datetime"].to_pydatetime(),
                 winner["event_id"],
-                *(value(winner[c]) for c in ("os_name", "os_version", "device_model", "app_version_name")),
-                value(winner["country_iso_code"]),
-                value(winner["device_type"]),
+                *attribute_values(winner),
             )
         )
+    return out
+
+
+def expected_device_attributes_daily(events: pd.DataFrame) -> list[tuple]:
+    """Per device and spine date with an event in the 28 days ending on it: the latest event dated up to that date."""
+    spine_start = events["event_date"].min()
+    spine_end = events["export_date"].max()
+    spine = [spine_start + dt.timedelta(days=i) for i in range((spine_end - spine_start).days + 1)]
+    out = []
+    for device, grp in events.groupby("appmetrica_device_id", sort=True):
+        records = grp.to_dict("records")
+        for feature_date in spine:
+            so_far = [r for r in records if r["event_date"] <= feature_date]
+            if not any(r["event_date"] >= feature_date - dt.timedelta(days=27) for r in so_far):
+                continue
+            winner = latest_event(so_far)
+            out.append(
+                (int(device), feature_date, winner["event_datetime"].to_pydatetime(), winner["event_id"],
+                 *attribute_values(winner))
+            )  # fmt: skip
     return out
 
 
@@ -348,6 +377,10 @@ def _money_windows(extra: dict[str, list[dict]], device: int, feature_date: dt.d
 
 
 COLUMNS = {
+    "device_attributes_daily": [
+        "appmetrica_device_id", "feature_date", "last_event_at", "latest_event_id", "os_name", "os_version",
+        "device_model", "app_version_name", "country_iso_code", "device_type",
+    ],
     "fct_device_daily": [
         "appmetrica_device_id", "event_date", "events_count", "sessions_count", "distinct_event_names",
         "first_event_at", "last_event_at",
@@ -441,12 +474,12 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
         assert info["rows"] == pq.read_metadata(path).num_rows
         if mart in MARTS:
             assert info["rows"] == len(read_mart(built.root, mart))
-    # stg_appmetrica__events, __revenue_events, __ad_revenue_events, __crashes, __errors, 5 int_*, 3 marts,
+    # stg_appmetrica__events, __revenue_events, __ad_revenue_events, __crashes, __errors, 5 int_*, 4 marts,
     # 2 transformer marts, feature_stats_daily
-    assert summary["models"] == {"success": 16}
+    assert summary["models"] == {"success": 17}
     assert summary["data_tests"]["pass"] >= 60
     assert set(summary["data_tests"]) == {"pass"}
-    assert summary["unit_tests"] == {"pass": 4}
+    assert summary["unit_tests"] == {"pass": 5}
     assert len(summary["feature_set_version"]) == 16
     # no temporary files left beside the published ones
     gold = built.root / "gold"
@@ -467,6 +500,25 @@ def test_dim_devices_matches_brute_force(built: Built) -> None:
     assert by_device[TIE_BY_EVENT_ID_DEVICE][4] == "a" * 32
     assert by_device[TIE_BY_EVENT_ID_DEVICE][6] == "17.1"
     assert by_device[TIE_WITH_NULL_RECEIVE_DEVICE][4] == "f" * 32
+
+
+def test_device_attributes_daily_matches_brute_force(built: Built) -> None:
+    actual = read_mart(built.root, "device_attributes_daily")
+    assert actual == expected_device_attributes_daily(built.events)
+    features = read_mart(built.root, "device_features_daily")
+    assert [row[:2] for row in actual] == [row[:2] for row in features]  # the same rows
+    last = {}
+    for row in actual:
+        last[row[0]] = row
+    # on the device's last date the attributes are dim_devices' (the same tie-break)
+    dims = {row[0]: row for row in read_mart(built.root, "dim_devices")}
+    for device, row in last.items():
+        assert row[2:] == dims[device][3:], device
+    assert last[TIE_BY_RECEIVE_DEVICE][5] is None  # the later-received event's null wins
+    assert last[TIE_BY_EVENT_ID_DEVICE][3] == "a" * 32
+    assert last[TIE_WITH_NULL_RECEIVE_DEVICE][3] == "f" * 32
+    changed = {r[0] for r in actual if r[4:] != last[r[0]][4:]}
+    assert len(changed) > 10, "some devices should change attributes inside the history"
 
 
 def test_device_features_daily_matches_brute_force(built: Built) -> None:

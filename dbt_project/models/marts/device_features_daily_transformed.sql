@@ -9,9 +9,10 @@ features as (
 
 ),
 
-devices as (
+-- the attributes as of each row's feature_date (never later values)
+device_attributes as (
 
-    select * from {{ ref('dim_devices') }}
+    select * from {{ ref('device_attributes_daily') }}
 
 ),
 
@@ -96,14 +97,15 @@ final as (
 
     from features
     cross join scalers
-    left join devices
-        on features.appmetrica_device_id = devices.appmetrica_device_id
+    left join device_attributes
+        on features.appmetrica_device_id = device_attributes.appmetrica_device_id
+        and features.feature_date = device_attributes.feature_date
     {%- for column in categorical_columns %}
     cross join {{ column }}__unknown
     left join {{ column }}__labels
-        on devices.{{ column }} = {{ column }}__labels.category
+        on device_attributes.{{ column }} = {{ column }}__labels.category
     left join {{ column }}__one_hot
-        on devices.{{ column }} = {{ column }}__one_hot.category
+        on device_attributes.{{ column }} = {{ column }}__one_hot.category
     {%- endfor %}
 
 )

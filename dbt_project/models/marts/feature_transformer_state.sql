@@ -9,9 +9,9 @@ features as (
 
 ),
 
-devices as (
+device_attributes as (
 
-    select * from {{ ref('dim_devices') }}
+    select * from {{ ref('device_attributes_daily') }}
 
 ),
 
@@ -141,15 +141,19 @@ min_max_scaler as (
 
 ),
 
--- the encoders are fitted on the devices that have a feature row in the window
-fit_devices as (
+-- the encoders are fitted on the attributes as of each feature row of the window (the same
+-- rows as the scalers), never on values sent after a row's feature_date
+fit_attributes as (
 
     select
-        devices.appmetrica_device_id,
+        device_attributes.appmetrica_device_id,
+        device_attributes.feature_date,
         {{ categorical_columns | join(',\n        ') }}
 
-    from devices
-    where devices.appmetrica_device_id in (select appmetrica_device_id from fit_rows)
+    from device_attributes
+    inner join fit_rows
+        on device_attributes.appmetrica_device_id = fit_rows.appmetrica_device_id
+        and device_attributes.feature_date = fit_rows.feature_date
 
 ),
 
@@ -163,7 +167,7 @@ categorical_features as (
 
 category_values as (
 
-    unpivot (select {{ categorical_columns | join(', ') }} from fit_devices)
+    unpivot (select {{ categorical_columns | join(', ') }} from fit_attributes)
     on {{ categorical_columns | join(', ') }}
     into name feature value category
 
@@ -187,7 +191,7 @@ category_counts as (
 
     select
         categorical_features.feature,
-        (select count(*) from fit_devices) as fit_rows,
+        (select count(*) from fit_attributes) as fit_rows,
         count(categories.category) as categories_count
 
     from categorical_features
@@ -235,7 +239,7 @@ encoders as (
 
     select
         encoder_rows.transformer,
-        'dim_devices' as source_model,
+        'device_attributes_daily' as source_model,
         encoder_rows.feature,
         encoder_rows.category,
         cast(encoder_rows.category_index as bigint) as category_index,
