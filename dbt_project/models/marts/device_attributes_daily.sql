@@ -22,26 +22,15 @@ daily_activity as (
 
 ),
 
-calendar_days as (
-
-    select * from {{ ref('int_calendar_days') }}
-    {% if is_incremental() and var('gold_event_dates', none) is not none %}
-    where date_day in {{ feature_dates }}
-    {% endif %}
-
-),
-
--- every (device, feature_date) with at least one active day in the 28 days ending on it: the
--- rows of device_features_daily
+-- the rows of device_features_daily (every device with an active day in the 28 days ending on
+-- feature_date)
 feature_grid as (
 
-    select distinct
-        daily_activity.appmetrica_device_id,
-        calendar_days.date_day as feature_date
-
-    from daily_activity
-    inner join calendar_days
-        on calendar_days.date_day between daily_activity.event_date and daily_activity.event_date + 27
+    select appmetrica_device_id, feature_date
+    from {{ ref('device_features_daily') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where feature_date in {{ feature_dates }}
+    {% endif %}
 
 ),
 
