@@ -86,7 +86,7 @@ def test_every_gold_column_has_a_registry_entry(feature_lake: FeatureLake) -> No
     assert registry["feature_set_version"] == feature_lake.summary["feature_set_version"]
     entries = {(f["model"], f["column"]): f for f in registry["features"]}
     marts = sorted(p.name for p in feature_lake.gold.iterdir() if p.is_dir() and not p.name.startswith("_"))
-    assert len(marts) == 6
+    assert len(marts) == 7
     for mart in marts:
         columns = pq.read_schema(feature_lake.gold / mart / f"{mart}.parquet").names
         missing = [c for c in columns if (mart, c) not in entries]
