@@ -10,6 +10,7 @@ MARTS = (
     "fct_device_daily",
     "dim_devices",
     "device_features_daily",
+    "device_attributes_daily",
     "device_features_daily_transformed",
     "feature_transformer_state",
     "feature_stats_daily",
