@@ -32,7 +32,7 @@ STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export LAKEHOUSE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv test test-unit lint demo dags-test airflow docs clean lock chromium bench bench-large
+.PHONY: venv test test-unit lint demo dags-test airflow docs clean lock chromium postgresql bench bench-large
 
 venv: $(STAMP)
 
@@ -57,10 +57,19 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 
+# The BI publish tests (tests/integration/test_publish_bi.py) start a throw-away cluster from Debian's PostgreSQL
+# binaries (/usr/lib/postgresql/<version>/bin); a fresh machine gets them here.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing postgresql (Debian package) for the BI publish tests"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	fi
+
 # Tests run on every core (pytest-xdist), a module's tests on one worker, so what a module builds once is built once. `make test TEST_WORKERS=0` runs them in this process, one after another.
 PYTEST_XDIST = -n $(call shq,$(TEST_WORKERS)) --dist loadscope
 
-test: venv $(CHROMIUM)
+test: venv $(CHROMIUM) postgresql
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_XDIST) --durations=15

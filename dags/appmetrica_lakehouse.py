@@ -3,11 +3,12 @@
 
 Daily: AppMetrica Logs API -> **bronze** (raw exports) -> **silver** (seven typed Parquet tables,
 bad rows quarantined) -> **quality gate** (Great Expectations) -> **gold** (dbt-duckdb feature marts,
-tested) -> **publish** (S3 / MinIO, manifest last).
+tested) -> **publish** (S3 / MinIO, manifest last) -> **publish_bi** (the changed dates into PostgreSQL for BI tools).
 
 * Scheduled runs fire at local midnight (`LAKEHOUSE_APP_TIMEZONE`) and process the day that just ended.
 * Trigger with the `date` Param (`YYYY-MM-DD`) to process any day.
 * Connections: `appmetrica_default` (http), `lakehouse_s3` (aws, optional: without it gold is published locally),
+  `lakehouse_bi` (postgres, optional: without it publish_bi is skipped),
   `lakehouse_alerts` (http, optional: failure alerts to a webhook or Telegram).
 * Outputs: Assets `silver.*` and `gold.*`; dbt docs and GX Data Docs under Plugins > Lakehouse.
 """
@@ -74,13 +75,17 @@ def appmetrica_lakehouse() -> None:
     def publish(day: str, gold: dict, run_id: str) -> dict:
         return steps.publish(day, run_id)
 
+    @task
+    def publish_bi(day: str, published: dict, run_id: str) -> dict:
+        return steps.publish_bi(day, run_id)
+
     # Runs whatever happened upstream: writes the summary of failed runs too, then fails them. The failed
     # step has already alerted, so the report's own failure does not alert again.
     @task(trigger_rule="all_done", on_success_callback=LakehouseNotifier("success"), on_failure_callback=None)
-    def report(day: str, extracted: list, silver: dict, quality: dict, gold: dict, published: dict, docs: dict,
-               run_id: str) -> dict:  # fmt: skip
+    def report(day: str, extracted: list, silver: dict, quality: dict, gold: dict, published: dict, bi: dict,
+               docs: dict, run_id: str) -> dict:  # fmt: skip
         return steps.report(day, run_id, {"extract": extracted, "silver": silver, "quality": quality, "gold": gold,
-                                          "publish": published, "docs": docs})  # fmt: skip
+                                          "publish": published, "publish_bi": bi, "docs": docs})  # fmt: skip
 
     day = resolve_day()
     extracted = extract.partial(day=day).expand(resource=list(RESOURCES))
@@ -88,7 +93,8 @@ def appmetrica_lakehouse() -> None:
     quality = quality_gate(day, silver)
     gold = build_gold(day, quality)
     published = publish(day, gold, run_id="{{ run_id }}")
-    report(day, extracted, silver, quality, gold, published, dbt_docs(gold), run_id="{{ run_id }}")
+    bi = publish_bi(day, published, run_id="{{ run_id }}")
+    report(day, extracted, silver, quality, gold, published, bi, dbt_docs(gold), run_id="{{ run_id }}")
 
 
 appmetrica_lakehouse()

@@ -91,6 +91,11 @@ def publish(day: str, run_id: str) -> dict[str, Any]:
     return _recorded("publish", day, lambda: pipeline.publish(day, run_id))
 
 
+@fail_fast
+def publish_bi(day: str, run_id: str) -> dict[str, Any]:
+    return _recorded("publish_bi", day, lambda: pipeline.publish_bi(day, run_id))
+
+
 def report(day: str | None, run_id: str, steps: dict[str, Any]) -> dict[str, Any]:
     """Write the run summary whatever happened upstream; fail (so the run fails) when a step failed."""
     from airflow.sdk.exceptions import AirflowFailException

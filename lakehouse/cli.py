@@ -1,8 +1,9 @@
 """``lakehouse``: the command line over the same steps and settings the DAG uses.
 
-Connections come from the same places as in Airflow: ``AIRFLOW_CONN_APPMETRICA_DEFAULT`` and
-``AIRFLOW_CONN_LAKEHOUSE_S3`` (JSON), or the Airflow home's metadata database, which is the one ``make`` uses
-(the repo's ``.airflow/``) unless ``AIRFLOW_HOME`` names another; data from ``LAKEHOUSE_DATA_DIR``.
+Connections come from the same places as in Airflow: ``AIRFLOW_CONN_APPMETRICA_DEFAULT``,
+``AIRFLOW_CONN_LAKEHOUSE_S3`` and ``AIRFLOW_CONN_LAKEHOUSE_BI`` (JSON), or the Airflow home's metadata database, which
+is the one ``make`` uses (the repo's ``.airflow/``) unless ``AIRFLOW_HOME`` names another; data from
+``LAKEHOUSE_DATA_DIR``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "(repeatable; partitions changed on disk are found anyway)")  # fmt: skip
     gold.add_argument("--full-refresh", action="store_true", help="rebuild every mart from all of silver")
     dated("publish", "publish gold to lakehouse_s3 (or locally)")
+    dated("publish-bi", "write gold's changed dates into PostgreSQL through lakehouse_bi (skipped without it)")
     dated("dags-test", "one `airflow dags test appmetrica_lakehouse` run for a day")
     dated("demo", "one full daily run through Airflow on the demo Logs API, then a summary")
     standalone = sub.add_parser("airflow", help="Airflow standalone on http://localhost:8080 with this repo's DAGs")
@@ -116,6 +118,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         result_json(pipeline.gold(args.date, full_refresh=args.full_refresh))
     elif args.command == "publish":
         result_json(pipeline.publish(args.date, run_id="cli"))
+    elif args.command == "publish-bi":
+        result_json(pipeline.publish_bi(args.date, run_id="cli"))
     elif args.command == "dags-test":
         return local_airflow.dags_test(args.date)
     elif args.command == "demo":

@@ -139,6 +139,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     block("gold rows per mart", {m: info["rows"] for m, info in marts.items()})
     published = report["published"]
     lines.append(f"gold published to {published.get('target')} ({published.get('objects')} objects, manifest last)")
+    bi = report.get("published_bi") or {}
+    if bi.get("skipped"):
+        lines.append(f"gold to PostgreSQL skipped: {bi['skipped']}")
+    elif bi.get("target"):
+        lines.append(f"gold to PostgreSQL {bi['target']}: {len(bi.get('dates', []))} date(s) rewritten")
     if (report.get("docs") or {}).get("path"):
         lines.append(f"dbt docs regenerated in {report['docs']['path']}")
     return lines

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DAG_ID = "appmetrica_lakehouse"
 APPMETRICA_CONN_ID = "appmetrica_default"
 S3_CONN_ID = "lakehouse_s3"
+BI_CONN_ID = "lakehouse_bi"
 LOOKBACK_ENV = "LAKEHOUSE_LOOKBACK_DAYS"
 DEFAULT_LOOKBACK_DAYS = 3
 MAX_LOOKBACK_DAYS = 30
@@ -329,17 +330,32 @@ def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     from lakehouse.publish import publish_gold
 
     layout = Layout.from_env()
-    lake = _lake(layout)
     with exclusive("publish"):  # latest.json and stale-object removal span every date
-        if lake.is_s3:  # publish the committed gold, whatever this worker's scratch holds
-            for rel in lake.partitions("gold"):
-                lake.hydrate(rel)
+        _hydrate_gold(layout)
         manifest = publish_gold(parse_day(day), layout=layout, run_id=run_id, conn_id=S3_CONN_ID)
     return {
         "target": manifest["target"],
         "objects": len(manifest["objects"]),
         "rows": {o["key"]: o["rows"] for o in manifest["objects"]},
     }
+
+
+def _hydrate_gold(layout: Layout) -> None:
+    """On a lake in S3, bring the committed gold into this worker's scratch copy (whatever it held before)."""
+    lake = _lake(layout)
+    if lake.is_s3:
+        for rel in lake.partitions("gold"):
+            lake.hydrate(rel)
+
+
+def publish_bi(day: str | dt.date, run_id: str) -> dict[str, Any]:
+    """Publish the gold marts' changed partitions to PostgreSQL through ``lakehouse_bi`` (skipped without it)."""
+    from lakehouse.publish_bi import publish_bi as publish_gold_bi
+
+    layout = Layout.from_env()
+    with exclusive("publish_bi"):  # the bookkeeping table spans every date
+        _hydrate_gold(layout)
+        return publish_gold_bi(parse_day(day), layout=layout, run_id=run_id, conn_id=BI_CONN_ID)
 
 
 def run_dir(day: str | dt.date, layout: Layout | None = None) -> Any:
@@ -400,7 +416,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         failures[record.get("step", path.stem)] = {k: v for k, v in record.items() if k != "step"}
     done = {
         "extract": bool(steps.get("extract")) and len(extracted) == len(steps["extract"]),
-        **{step: steps.get(step) is not None for step in ("silver", "quality", "gold", "publish")},
+        **{step: steps.get(step) is not None for step in ("silver", "quality", "gold", "publish", "publish_bi")},
     }
     failed_step = next((step for step, ok in done.items() if not ok), None)
     report = {
@@ -426,6 +442,7 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "quality_gate": steps.get("quality") or {},
         "gold": steps.get("gold") or {},
         "published": steps.get("publish") or {},
+        "published_bi": steps.get("publish_bi") or {},
         "docs": steps.get("docs") or {},
     }
     path = folder / "summary.json"
@@ -453,6 +470,7 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
         ("quality", lambda: quality_gate(day, steps["silver"]["rebuilt"])),
         ("gold", lambda: gold(steps["quality"]["days"], drift_day=day)),
         ("publish", lambda: publish(day, run_id)),
+        ("publish_bi", lambda: publish_bi(day, run_id)),
     ]
     for step, call in plan:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_every_variable_is_documented_in_env_example_and_no_secret_is_literal(co
     used = set(VAR.findall(text))
     assert used - example == set(), f"variables used but not in .env.example: {used - example}"
     env = compose["services"]["airflow-scheduler"]["environment"]
-    for key in ("AIRFLOW_CONN_APPMETRICA_DEFAULT", "AIRFLOW_CONN_LAKEHOUSE_S3"):
+    for key in ("AIRFLOW_CONN_APPMETRICA_DEFAULT", "AIRFLOW_CONN_LAKEHOUSE_S3", "AIRFLOW_CONN_LAKEHOUSE_BI"):
         assert "${" in env[key], f"{key} must take its secrets from .env"
     assert "${MINIO_ROOT_PASSWORD" in env["AIRFLOW_CONN_LAKEHOUSE_S3"]
     assert "${APPMETRICA_TOKEN" in env["AIRFLOW_CONN_APPMETRICA_DEFAULT"]
@@ -67,10 +68,10 @@ def test_connections_are_valid_json_once_interpolated(compose):
     import json
 
     env = compose["services"]["airflow-scheduler"]["environment"]
-    for key in ("AIRFLOW_CONN_APPMETRICA_DEFAULT", "AIRFLOW_CONN_LAKEHOUSE_S3"):
+    for key in ("AIRFLOW_CONN_APPMETRICA_DEFAULT", "AIRFLOW_CONN_LAKEHOUSE_S3", "AIRFLOW_CONN_LAKEHOUSE_BI"):
         rendered = VAR.sub("x", env[key])
         conn = json.loads(rendered)
-        assert conn["conn_type"] in {"http", "aws"}
+        assert conn["conn_type"] in {"http", "aws", "postgres"}
     assert json.loads(VAR.sub("x", env["AIRFLOW_CONN_LAKEHOUSE_S3"]))["extra"]["endpoint_url"] == "http://minio:9000"
 
 
@@ -168,3 +169,18 @@ def test_demo_api_healthcheck_passes_against_the_demo_server(compose):
             env = {**os.environ, "DEMO_APPMETRICA_TOKEN": token}
             result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False)
             assert result.returncode == expected, result.stderr
+
+
+def test_the_bi_database_is_created_and_publish_bi_writes_there(compose):
+    services = compose["services"]
+    init = services["postgres-bi-init"]
+    assert init["image"] == services["postgres"]["image"]
+    assert init["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert init["environment"]["PGHOST"] == "postgres" and "${POSTGRES_PASSWORD" in init["environment"]["PGPASSWORD"]
+    script = " ".join(init["command"])
+    assert "datname = 'bi'" in script and "create database bi" in script  # idempotent: an existing volume too
+    scheduler = services["airflow-scheduler"]
+    assert scheduler["depends_on"]["postgres-bi-init"]["condition"] == "service_completed_successfully"
+    for name in AIRFLOW_SERVICES:
+        conn = json.loads(VAR.sub("x", services[name]["environment"]["AIRFLOW_CONN_LAKEHOUSE_BI"]))
+        assert (conn["conn_type"], conn["host"], conn["schema"]) == ("postgres", "postgres", "bi")

@@ -66,7 +66,7 @@ def test_no_cycles(dagbag):
 
 def test_pipeline_shape(dagbag):
     dag = dagbag.dags["appmetrica_lakehouse"]
-    order = ["resolve_day", "extract", "build_silver", "quality_gate", "build_gold", "publish", "report"]
+    order = ["resolve_day", "extract", "build_silver", "quality_gate", "build_gold", "publish", "publish_bi", "report"]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert "date" in dag.params
@@ -175,7 +175,7 @@ def test_the_report_runs_after_every_step_whatever_their_outcome(dagbag):
     report = dag.get_task("report")
     assert report.trigger_rule == "all_done"
     upstream = {t.task_id for t in report.upstream_list}
-    assert {"extract", "build_silver", "quality_gate", "build_gold", "publish"} <= upstream
+    assert {"extract", "build_silver", "quality_gate", "build_gold", "publish", "publish_bi"} <= upstream
 
 
 def test_mapped_extracts_are_labelled_by_resource(dagbag):
