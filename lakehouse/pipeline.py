@@ -445,15 +445,32 @@ def write_report(day: str | dt.date, run_id: str, steps: dict[str, Any]) -> dict
         "published_bi": steps.get("publish_bi") or {},
         "docs": steps.get("docs") or {},
     }
+    pages = _write_report_pages(report, folder, layout, lake)
     path = folder / "summary.json"
     write_json(path, report)
     lake.push_file(_rel(layout, path))
+    for page in pages:
+        lake.push_file(_rel(layout, page))
     for step_file in (folder / "failures").glob("*.json"):
         step_file.unlink()  # consumed: the summary holds them now
         if lake.is_s3:
             lake.remove_file(_rel(layout, step_file))
     log.info("run summary (%s) written to %s:\n%s", report["status"], path, json.dumps(report, indent=2))
     return report
+
+
+def _write_report_pages(report: dict[str, Any], folder: Any, layout: Layout, lake: Any) -> list[Any]:
+    """The run's HTML report page (``page`` in ``report``); a page that cannot be drawn never fails the run."""
+    from lakehouse.run_report import write_pages
+
+    try:
+        pages = write_pages(report, folder, layout, lake)
+    except Exception as exc:
+        log.warning("the run report page of %s could not be written", report["date"], exc_info=True)
+        report["page_error"] = f"{type(exc).__name__}: {exc}"
+        return []
+    report["page"] = str(pages[0])
+    return pages
 
 
 def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The docs web app the Airflow plugin mounts: dbt docs and GX Data Docs from ``$LAKEHOUSE_DATA_DIR/docs``.
+"""The docs web app the Airflow plugin mounts: dbt docs and GX Data Docs from ``$LAKEHOUSE_DATA_DIR/docs``, and
+the run report pages from ``$LAKEHOUSE_DATA_DIR/reports/appmetrica_lakehouse`` (``report/latest``: the newest).
 
 ``plugins/lakehouse_docs_plugin.py`` mounts :func:`create_app` at :data:`URL_PREFIX` inside the
 Airflow API server (with Airflow's own authentication as a dependency) and links both sites in
@@ -56,6 +57,8 @@ def resolve_docs_file(site: DocsSite, root: Path, relative: str) -> Path:
     served or not there).
     """
     relative = relative or site.index
+    if relative.endswith("/"):  # a folder of the site: its index page
+        relative += site.index
     if "\\" in relative or "\x00" in relative or relative.startswith("/"):
         raise DocsPathError(400, f"refused docs path {relative!r}")
     parts = relative.split("/")
@@ -128,6 +131,15 @@ def create_app(
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         return HTMLResponse(landing_page(layout_factory()), headers=HEADERS)
+
+    @app.get("/report/latest")
+    def latest_report() -> RedirectResponse:
+        from lakehouse.run_report import latest_page
+
+        newest = latest_page(SITES["report"].folder(layout_factory()))
+        if newest is None:
+            raise HTTPException(404, f"no run report yet: {SITES['report'].missing_hint}")
+        return RedirectResponse(newest, status_code=307, headers=HEADERS)
 
     @app.get("/{key}")
     def site_root(key: str) -> RedirectResponse:

@@ -1,6 +1,6 @@
-"""Airflow plugin: the lake's dbt docs and GX Data Docs inside the Airflow UI.
+"""Airflow plugin: the lake's dbt docs, GX Data Docs and run report pages inside the Airflow UI.
 
-The web app lives in ``lakehouse/web.py``; this file only registers it. Both sites are served
+The web app lives in ``lakehouse/web.py``; this file only registers it. The sites are served
 under ``/lakehouse-docs/`` by the API server, to signed-in users only (Airflow's own JWT cookie
 or bearer token), and appear in the UI navigation (Plugins menu, "Lakehouse") as embedded pages.
 """
@@ -20,7 +20,7 @@ def _docs_app():  # built on the first request, in the API server only
 
 
 class LakehouseDocsPlugin(AirflowPlugin):
-    """dbt docs (gold marts) and Great Expectations Data Docs, served and linked in the UI."""
+    """dbt docs (gold marts), Great Expectations Data Docs and the run reports, served and linked in the UI."""
 
     name = "lakehouse_docs"
     fastapi_apps = [{"app": LazyASGIApp(_docs_app), "url_prefix": URL_PREFIX, "name": "Lakehouse docs"}]
@@ -28,4 +28,7 @@ class LakehouseDocsPlugin(AirflowPlugin):
         {"name": title, "href": f"{URL_PREFIX.lstrip('/')}/{key}/", "url_route": f"{key}-docs",
          "destination": "nav", "category": "Lakehouse"}
         for key, title in (("dbt", "dbt docs"), ("gx", "GX Data Docs"))
+    ] + [
+        {"name": "Run report", "href": f"{URL_PREFIX.lstrip('/')}/report/latest", "url_route": "run-report",
+         "destination": "nav", "category": "Lakehouse"}
     ]  # fmt: skip

@@ -66,13 +66,23 @@ def _number(name: str, default: float) -> float:
 
 def feature_stats(day: str | dt.date, source: str | Path | FeatureSource | None = None) -> list[dict[str, Any]]:
     """The ``feature_stats_daily`` rows of ``day``, ordered by feature (empty when gold has no such date)."""
+    day = parse_day(day, what="feature date")
+    return feature_stats_between(day, day, source)
+
+
+def feature_stats_between(
+    first: dt.date, last: dt.date, source: str | Path | FeatureSource | None = None
+) -> list[dict[str, Any]]:
+    """The ``feature_stats_daily`` rows from ``first`` to ``last`` (inclusive), ordered by feature, then date."""
     import duckdb
 
-    day = parse_day(day, what="feature date")
     feature_source = FeatureSource.resolve(source)
     with duckdb.connect() as con:
         feature_source.register_mart(con, STATS_MART, list(STATS_COLUMNS), "feature_stats")
-        cursor = con.execute("select * from feature_stats where feature_date = ? order by feature", [day])
+        cursor = con.execute(
+            "select * from feature_stats where feature_date between ? and ? order by feature, feature_date",
+            [first, last],
+        )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -124,4 +134,5 @@ def breach_lines(report: dict[str, Any]) -> list[str]:
             for b in report["breaches"]]  # fmt: skip
 
 
-__all__ = ["DriftThresholds", "FeatureError", "breach_lines", "breaches", "drift_report", "feature_stats"]
+__all__ = ["DriftThresholds", "FeatureError", "breach_lines", "breaches", "drift_report", "feature_stats",
+           "feature_stats_between"]  # fmt: skip

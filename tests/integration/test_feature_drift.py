@@ -4,10 +4,16 @@ the drift check and its alert, and ``lakehouse features drift``."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
 import json
 import math
+import os
 import random
+import socket
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,3 +126,97 @@ def test_cli_prints_the_table_and_the_json_alone(lake: Path, capsys: pytest.Capt
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(json.dumps(drift_report(CALM, lake / "gold", DriftThresholds()), default=str))
     assert [r["feature"] for r in report["features"]] == sorted(NUMERIC)
+
+
+# --- the run report page (lakehouse/run_report.py) in headless Chromium, served by the docs plugin's app ---
+
+ARTIFACTS = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
+PLOTS_JS = """(() => {
+  const plots = [...document.querySelectorAll("svg.plot")];
+  const sizes = plots.map(p => p.getBoundingClientRect()).map(r => [r.width, r.height]);
+  const marks = plots.map(p => p.querySelectorAll("path, rect, circle").length);
+  const foreign = performance.getEntriesByType("resource").map(e => e.name).filter(n => !n.startsWith(location.origin));
+  const count = (selector) => document.querySelectorAll(selector).length;
+  return {plots: plots.length, sizes, marks, foreign, thresholds: count("line.threshold"),
+          alerts: count("circle.alert"), breaches: count("td.breach"),
+          drift: (document.getElementById("drift-alerts") || {}).innerText || ""};
+})()"""
+
+
+def _write_run(day: dt.date, bronze: int, quarantined: dict[str, int]) -> dict:
+    steps = {
+        "extract": [{"resource": "events", "rows": bronze}],
+        "silver": {"tables": {"events_part": bronze - sum(quarantined.values())},
+                   "quarantined": {"events": sum(quarantined.values())},
+                   "resources": {"events": {"quarantined": sum(quarantined.values()),
+                                            "quarantined_by_reason": quarantined, "duplicates": 0}}},
+        "quality": {"days": [day.isoformat()]}, "gold": {"marts": {}}, "publish": {"objects": 0},
+    }  # fmt: skip
+    return pipeline.write_report(day, f"manual__{day}", steps)
+
+
+def _full_page_screenshot(browser, path: Path) -> None:
+    height = browser.evaluate("document.documentElement.scrollHeight")
+    clip = {"x": 0, "y": 0, "width": 1440, "height": height, "scale": 1}
+    shot = browser.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True, clip=clip)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+@contextlib.contextmanager
+def _docs_server(layout: Layout):
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from lakehouse.web import URL_PREFIX, create_app
+
+    app = FastAPI()
+    app.mount(URL_PREFIX, create_app(lambda: layout))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}{URL_PREFIX}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_run_report_page_renders_its_plots_in_chromium(
+    lake: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+    from chromium import Chromium
+
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(lake))
+    monkeypatch.delenv("LAKEHOUSE_STORAGE_URL", raising=False)
+    monkeypatch.setenv("LAKEHOUSE_DRIFT_PSI_THRESHOLD", "0.2")
+    _write_run(CALM, 1000, {"invalid_json": 5})
+    shifted = _write_run(SHIFTED, 1200, {"invalid_json": 12, "missing_required_field": 3})
+    assert shifted["page"].endswith(f"date={SHIFTED}/index.html") and "page_error" not in shifted
+
+    with _docs_server(Layout(lake)) as url, Chromium(tmp_path / "chromium") as browser:
+        browser.open(f"{url}/report/latest")
+        browser.wait_for_text([f"Run report {SHIFTED}", "Feature drift on", "Quarantine rate by reason"], timeout=20)
+        assert browser.location().endswith(f"/report/date={SHIFTED}/")
+        seen = browser.evaluate(PLOTS_JS)
+        _full_page_screenshot(browser, ARTIFACTS / "run-report" / "latest-run.png")
+        # 4 layers + the quarantine bars + 2 per feature (distribution, PSI), each drawn with a real size
+        assert seen["plots"] == 4 + 1 + 2 * len(NUMERIC), seen
+        assert all(w > 300 and h > 60 for w, h in seen["sizes"]), seen["sizes"]
+        assert all(n >= 2 for n in seen["marks"]), seen["marks"]  # a line or a bar besides the frame
+        assert seen["foreign"] == [], "the page loads nothing from elsewhere"
+        assert seen["thresholds"] == len(NUMERIC) and seen["alerts"] >= 1 and seen["breaches"] >= 1
+        assert "events_1d psi" in seen["drift"], seen["drift"]
+
+        browser.open(f"{url}/report/")
+        text = browser.wait_for_text(["Run reports", str(CALM), str(SHIFTED)], timeout=20)
+        assert text.index(str(SHIFTED)) < text.index(str(CALM)), "newest run first"
+        browser.screenshot(ARTIFACTS / "run-report" / "runs.png")
