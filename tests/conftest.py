@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pg_cluster import Cluster, pg_cluster
 
 
 class HttpReceiver:
@@ -60,3 +61,10 @@ def http_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One throw-away PostgreSQL cluster per test process (see pg_cluster.py); tests create their own databases."""
+    with pg_cluster() as cluster:
+        yield cluster

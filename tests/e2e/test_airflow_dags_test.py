@@ -43,7 +43,8 @@ def _files_containing(root: Path, needle: bytes) -> list[str]:
     return hits
 
 
-def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
+def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint, postgres):
+    postgres.createdb("e2e_bi")
     token = "tok-" + secrets.token_hex(16)
     secret = "sec-" + secrets.token_hex(16)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
@@ -52,6 +53,7 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
 
     with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.004) as api:
         env = _env(tmp_path, api.url, token, s3_endpoint, secret)
+        env["AIRFLOW_CONN_LAKEHOUSE_BI"] = json.dumps(postgres.connection("e2e_bi"))
         proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
                               timeout=1200, check=False)  # fmt: skip
     output = proc.stdout + proc.stderr
@@ -119,6 +121,17 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint):
         assert keys[obj["key"]] == obj["bytes"]
     published_daily = sum(o["rows"] for o in manifest["objects"] if o["mart"] == "fct_device_daily")
     assert published_daily == gold_rows["fct_device_daily"]
+
+    # publish_bi: a BI tool on the database sees every mart, each date complete
+    assert report["published_bi"]["dates"] and report["published_bi"]["target"].endswith("/e2e_bi")
+    with postgres.connect("e2e_bi") as bi:
+        for mart in MARTS:
+            count = f'select count(*) from public."{mart}"'  # noqa: S608 - the mart names
+            assert bi.execute(count).fetchone()[0] == gold_rows[mart], mart
+        per_date = dict(bi.execute("select event_date, count(*) from fct_device_daily group by 1").fetchall())
+    gold_per_date = dict(con.execute("select event_date, count(*) from read_parquet(?) group by 1",
+                                     [daily_glob]).fetchall())  # fmt: skip
+    assert per_date == gold_per_date
 
     for needle in (token, secret):
         assert needle not in output, "a secret appeared in the run's output"

@@ -1,5 +1,4 @@
-"""Shared fixtures of the integration tests: a gold lake built once for the feature-store tests, a moto S3 server
-and a throw-away PostgreSQL cluster."""
+"""Shared fixtures of the integration tests: a gold lake built once for the feature-store tests."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from feature_lake import (
     FeatureLake,
 )
 from moto_s3 import moto_endpoint
-from pg_cluster import Cluster, pg_cluster
 from test_gold_marts import FIRST_DAY, _add_event, _Gen, make_events, write_silver
 
 from lakehouse.settings import Layout
@@ -61,10 +59,3 @@ def s3_endpoint() -> Iterator[str]:
     """One moto S3 server for the session (see moto_s3.py); test files create their own buckets."""
     with moto_endpoint() as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Cluster]:
-    """One PostgreSQL cluster for the session (see pg_cluster.py); test files create their own databases."""
-    with pg_cluster() as cluster:
-        yield cluster
