@@ -179,7 +179,7 @@ def demo_summary(report: dict[str, Any], layout: Layout, *, seconds: float, log_
         f"The lake:     {layout.root}/ (bronze/, silver/, quarantine/, gold/, reports/)",
         f"Gold marts:   {layout.gold}/",
         f"Published:    {published.get('target')} ({published.get('objects')} objects, manifest last)",
-        f"Run report:   {layout.reports / DAG_ID / f'date={day}' / 'summary.json'}",
+        f"Run report:   {layout.reports / DAG_ID / f'date={day}' / 'index.html'} (and summary.json beside it)",
         f"dbt docs:     {docs / 'dbt' / 'index.html'} (make docs serves them)",
         f"GX Data Docs: {docs / 'gx' / 'index.html'}",
         f"Airflow log:  {log_file}",

@@ -20,6 +20,7 @@ import datetime as dt
 import html
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 30
 PAGE = "index.html"
+DATED = re.compile(r"date=\d{4}-\d{2}-\d{2}")
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
 ALERT = "#d62728"
@@ -60,10 +62,12 @@ def line_chart(
     *,
     threshold: float | None = None,
     alerts: Iterable[tuple[str, float]] = (),
+    band: tuple[str, str] | None = None,
 ) -> str:
     """An SVG line chart of ``series`` (name -> one value or None per date of ``dates``), y from 0.
 
-    ``threshold`` draws a dashed red line; each ``alerts`` point (date, value) gets a red dot.
+    ``threshold`` draws a dashed red line; each ``alerts`` point (date, value) gets a red ring;
+    ``band`` (first, last date) shades the training window.
     """
     alerts = list(alerts)
     values = [v for s in series.values() for v in s if v is not None] + [v for _, v in alerts]
@@ -77,6 +81,12 @@ def line_chart(
         return PAD_TOP + plot_h * (1 - v / top)
 
     body = [f'<rect x="{PAD_LEFT}" y="{PAD_TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ddd"/>']
+    inside = [i for i, d in enumerate(dates) if band and band[0] <= d <= band[1]]
+    if inside:
+        left, right = x(inside[0]) - 3, x(inside[-1]) + 3
+        body.append(f'<rect class="window" x="{left:.1f}" y="{PAD_TOP}" width="{right - left:.1f}" height="{plot_h}" '
+                    f'fill="#e3ebf7"><title>training window {html.escape(band[0])} .. {html.escape(band[1])}</title>'
+                    "</rect>")  # fmt: skip
     for tick in (0.0, top / 2, top):
         body.append(f'<line x1="{PAD_LEFT}" x2="{PAD_LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                     f'stroke="#e5e5e5"/><text x="{PAD_LEFT - 4}" y="{y(tick) + 4:.1f}" font-size="10" '
@@ -250,11 +260,14 @@ def render_run_page(
                       and r.get("fit_end_date") is not None and r["feature_date"] > r["fit_end_date"]]  # fmt: skip
         distribution = line_chart(f"{feature}: mean, p50, p95", labels,
                                   {"mean": column("mean"), "p50": column("p50"), "p95": column("p95")})  # fmt: skip
-        psi = line_chart(f"{feature}: PSI", labels, {"psi": column("psi")}, threshold=psi_limit, alerts=psi_alerts)
+        fitted = next(((r["fit_start_date"], r["fit_end_date"]) for r in feature_rows if r.get("fit_end_date")), None)
+        window = (fitted[0].isoformat(), fitted[1].isoformat()) if fitted and fitted[0] else None
+        psi = line_chart(f"{feature}: PSI", labels, {"psi": column("psi")}, threshold=psi_limit, alerts=psi_alerts,
+                         band=window)  # fmt: skip
         mark = " (drift)" if (feature, "psi") in breached or (feature, "null_rate") in breached else ""
         parts.append(f"<h3 id='feature-{html.escape(feature)}'>{html.escape(feature)}{mark}</h3><div class='grid'>"
                      f"{_figure('distribution', distribution)}"
-                     f"{_figure('PSI against the training window', psi)}</div>")  # fmt: skip
+                     f"{_figure('PSI against the training window (shaded)', psi)}</div>")  # fmt: skip
 
     today = [r for r in stats if r["feature_date"] == day]
     if today:
@@ -335,5 +348,5 @@ def write_pages(summary: dict[str, Any], folder: Path, layout: Layout, lake: Any
 
 def latest_page(root: Path) -> str | None:
     """The ``date=D/`` folder (relative to ``root``) of the newest run that has a page, or None."""
-    dated = sorted(p.parent.name for p in root.glob(f"date=*/{PAGE}") if p.parent.name[5:15].count("-") == 2)
+    dated = sorted(p.parent.name for p in root.glob(f"date=*/{PAGE}") if DATED.fullmatch(p.parent.name))
     return f"{dated[-1]}/" if dated else None

@@ -150,7 +150,7 @@ def _write_run(day: dt.date, bronze: int, quarantined: dict[str, int]) -> dict:
                    "quarantined": {"events": sum(quarantined.values())},
                    "resources": {"events": {"quarantined": sum(quarantined.values()),
                                             "quarantined_by_reason": quarantined, "duplicates": 0}}},
-        "quality": {"days": [day.isoformat()]}, "gold": {"marts": {}}, "publish": {"objects": 0},
+        "quality": {"days": [day.isoformat()]}, "gold": {"marts": {}}, "publish": {"objects": 0}, "publish_bi": {},
     }  # fmt: skip
     return pipeline.write_report(day, f"manual__{day}", steps)
 
@@ -200,7 +200,8 @@ def test_the_run_report_page_renders_its_plots_in_chromium(
     monkeypatch.setenv("LAKEHOUSE_DRIFT_PSI_THRESHOLD", "0.2")
     _write_run(CALM, 1000, {"invalid_json": 5})
     shifted = _write_run(SHIFTED, 1200, {"invalid_json": 12, "missing_required_field": 3})
-    assert shifted["page"].endswith(f"date={SHIFTED}/index.html") and "page_error" not in shifted
+    assert shifted["status"] == "success" and "page_error" not in shifted
+    assert shifted["page"].endswith(f"date={SHIFTED}/index.html")
 
     with _docs_server(Layout(lake)) as url, Chromium(tmp_path / "chromium") as browser:
         browser.open(f"{url}/report/latest")

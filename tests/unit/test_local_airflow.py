@@ -60,8 +60,8 @@ def test_the_demo_summary_is_short_and_says_where_things_are(tmp_path):
     assert len(lines) <= 40 and max(len(line.replace(str(tmp_path), "")) for line in lines) <= 120
     assert lines[0].startswith("appmetrica_lakehouse 2026-11-01: success in 51 s")
     for needle in ("events 6,454", "table_06 1,006", "events 15", "invalid_datetime 13", "fct_device_daily 2,198",
-                   "/lake/published/gold", str(layout.gold), "docs/dbt/index.html", "docs/gx/index.html",
-                   "demo-2026-11-01.log", "make airflow", "docs/features.md"):  # fmt: skip
+                   "/lake/published/gold", str(layout.gold), "date=2026-11-01/index.html", "docs/dbt/index.html",
+                   "docs/gx/index.html", "demo-2026-11-01.log", "make airflow", "docs/features.md"):  # fmt: skip
         assert needle in text, needle
     # However many tables a lake grows, the summary stays within 40 lines.
     assert len(demo_summary(_report(400), layout, seconds=1, log_file=tmp_path / "x.log")) == 40

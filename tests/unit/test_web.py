@@ -119,7 +119,7 @@ def test_dependencies_guard_every_route(layout):
             raise HTTPException(401, "Not authenticated")
 
     client = client_for(layout, dependencies=[Depends(signed_in)])
-    for path in ("/", "/dbt", "/dbt/", "/dbt/manifest.json", "/gx/index.html"):
+    for path in ("/", "/dbt", "/dbt/", "/dbt/manifest.json", "/gx/index.html", "/report/latest"):
         assert client.get(f"{URL_PREFIX}{path}", follow_redirects=False).status_code == 401, path
     client.cookies.set("_token", "good")
     assert client.get(f"{URL_PREFIX}/dbt/").status_code == 200
@@ -153,4 +153,24 @@ def test_plugin_registers_the_app_and_the_nav_links():
     assert plugin.fastapi_apps[0]["url_prefix"] == URL_PREFIX
     views = {v["url_route"]: v for v in plugin.external_views}
     assert views["dbt-docs"]["href"] == "lakehouse-docs/dbt/" and views["gx-docs"]["href"] == "lakehouse-docs/gx/"
+    assert views["run-report"]["href"] == "lakehouse-docs/report/latest"
+    assert {v["category"] for v in views.values()} == {"Lakehouse"}
     assert all(v["destination"] == "nav" and not v["href"].startswith("/") for v in views.values())
+
+
+def test_run_reports_latest_is_the_newest_dated_page(layout):
+    client = client_for(layout)
+    missing = client.get(f"{URL_PREFIX}/report/latest", follow_redirects=False)
+    assert missing.status_code == 404 and "report task" in missing.json()["detail"]
+    runs = layout.reports / "appmetrica_lakehouse"
+    for day in ("2026-10-30", "2026-11-02", "2026-11-01"):
+        (runs / f"date={day}").mkdir(parents=True)
+        (runs / f"date={day}" / "index.html").write_text(f"<html>Run report {day}</html>")
+    (runs / "date=2026-11-03").mkdir()  # a run whose page was not written: not the latest
+    (runs / "index.html").write_text("<html>Run reports</html>")
+    latest = client.get(f"{URL_PREFIX}/report/latest", follow_redirects=False)
+    assert latest.status_code == 307 and latest.headers["location"] == "date=2026-11-02/"
+    assert client.get(f"{URL_PREFIX}/report/latest").text == "<html>Run report 2026-11-02</html>"
+    assert client.get(f"{URL_PREFIX}/report/").text == "<html>Run reports</html>"
+    assert client.get(f"{URL_PREFIX}/report/date=2026-11-03/").status_code == 404
+    assert 'href="report/"' in client.get(f"{URL_PREFIX}/").text
