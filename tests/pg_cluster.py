@@ -1,8 +1,8 @@
 """A throw-away PostgreSQL cluster from Debian's ``postgresql`` binaries (``make test`` installs them).
 
-``initdb`` into a temporary folder, ``pg_ctl start`` on a free port with its unix socket in that folder
-(TCP on 127.0.0.1 only), ``pg_ctl stop`` at the end. PostgreSQL refuses to run as root, so as root the
-server runs as the ``postgres`` user the Debian package creates, in a folder handed to it.
+``initdb`` into a temporary folder, ``pg_ctl start`` listening only on a unix socket in that folder (no TCP, so
+parallel test processes never compete for a port), ``pg_ctl stop`` at the end. PostgreSQL refuses to run as root,
+so as root the server runs as the ``postgres`` user the Debian package creates, in a folder handed to it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -24,12 +23,6 @@ def pg_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     assert found, "PostgreSQL is not installed: `make test` installs Debian's postgresql package"
     return found[-1].parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -66,8 +59,8 @@ def pg_cluster() -> Iterator[Cluster]:
     user = "postgres" if as_root else (os.environ.get("USER") or "postgres")
     if as_root:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    data, port = root / "data", 5432  # the port only names the socket file in the cluster's own folder
+    opts = f"-p {port} -k {root} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
     subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8",
                     "--no-sync"], check=True, capture_output=True)  # fmt: skip
     subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
