@@ -315,7 +315,8 @@ def write_pages(summary: dict[str, Any], folder: Path, layout: Layout, lake: Any
     """Write the run's page into ``folder`` (its ``reports/<dag>/date=D/``) and the runs' index beside it.
 
     Earlier days' summaries are read from the lake (fetched from it when it is on S3); the feature
-    statistics from the local gold. Returns the paths written (the page, then the index).
+    statistics from the local gold. The index lists the runs with a page here and those of the last
+    days whose summary records one. Returns the paths written (the page, then the index).
     """
     from lakehouse.features.drift import DriftThresholds, breaches, feature_stats_between
 
@@ -338,7 +339,7 @@ def write_pages(summary: dict[str, Any], folder: Path, layout: Layout, lake: Any
     limits = {"psi": thresholds.psi, "null_rate": thresholds.null_rate}
     page = folder / PAGE
     _write_text(page, render_run_page(summary, history, stats, limits, breaches(today, thresholds)))
-    runs = {summary["date"]: summary}
+    runs = {summary["date"]: summary} | {d: s for d, s in history.items() if s.get("page")}
     for other in root.glob(f"date=*/{PAGE}"):
         if (found := _read_summary(other.parent / "summary.json")) is not None and "date" in found:
             runs.setdefault(found["date"], found)

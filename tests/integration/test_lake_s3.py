@@ -261,3 +261,24 @@ def test_a_download_that_differs_from_the_pointer_is_refused_and_scratch_kept(en
     with pytest.raises(OSError, match="differs from its pointer's digest"):
         b.hydrate(PART)
     assert (b.layout.root / PART / "part-0.parquet").read_bytes() == b"older", "scratch is replaced only whole"
+
+
+def test_run_report_pages_go_to_the_lake_and_the_next_worker_plots_the_earlier_runs(env, tmp_path, s3, monkeypatch):
+    from lakehouse import pipeline
+
+    def run(day: str, bronze: int) -> dict[str, Any]:
+        steps = {"extract": [{"resource": "events", "rows": bronze}], "silver": {"tables": {"events_part": bronze}},
+                 "quality": {}, "gold": {}, "publish": {}, "publish_bi": {}}  # fmt: skip
+        return pipeline.write_report(day, f"manual__{day}", steps)
+
+    first = run("2026-11-01", 4321)
+    assert first["status"] == "success" and first["page"].endswith("date=2026-11-01/index.html")
+    env_b = tmp_path / "worker-b"
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(env_b))  # another worker, an empty scratch folder
+    second = run("2026-11-02", 100)
+    assert "page_error" not in second and second["page"].startswith(str(env_b))
+    runs = f"{env['prefix']}/reports/appmetrica_lakehouse"
+    page = s3.get_object(Bucket=BUCKET, Key=f"{runs}/date=2026-11-02/index.html")["Body"].read().decode()
+    assert "4,321" in page, "the earlier run's bronze rows, read back from the lake, top the chart"
+    index = s3.get_object(Bucket=BUCKET, Key=f"{runs}/index.html")["Body"].read().decode()
+    assert "date=2026-11-02/" in index and "date=2026-11-01/" in index
