@@ -48,11 +48,17 @@ _RESULT_KINDS = {"test": "data_tests", "unit_test": "unit_tests"}
 
 
 class GoldBuildError(RuntimeError):
-    """``dbt build`` (or the publication of its marts) failed; the message names the failing nodes."""
+    """``dbt build`` (or the publication of its marts) failed; the message names the failing nodes.
+
+    ``retryable`` is False when every failing node is a data or unit test that failed (status ``fail``):
+    the same silver gives the same verdict, so a retry only repeats the build. A model error may be
+    passing (a lock, a full disk) and stays retryable.
+    """
 
     def __init__(self, message: str, failures: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+        self.retryable = not self.failures or any(str(f.get("status")) != "fail" for f in self.failures)
 
 
 @dataclass(frozen=True)

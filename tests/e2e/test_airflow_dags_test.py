@@ -214,6 +214,7 @@ def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-4000:]
     assert "unique" in output and "event_id" in output
+    assert output.count("running: dbt build") == 1, "a failed data test is not retried (the verdict would repeat)"
     assert not list((layout.root / "gold").rglob("*.parquet")), "no gold file is written when a dbt test fails"
     assert s3.list_objects_v2(Bucket=BUCKET + "-dbt").get("KeyCount", 0) == 0, "nothing may be published"
     report = json.loads((layout.root / "reports/appmetrica_lakehouse" / f"date={DAY}" / "summary.json").read_text())

@@ -583,6 +583,7 @@ def test_failing_dbt_test_raises_and_keeps_published_gold(built: Built, tmp_path
         build_gold(Layout(root))
     assert "unique_stg_appmetrica__events_event_id" in str(caught.value)
     assert any("unique_stg_appmetrica__events_event_id" in f["unique_id"] for f in caught.value.failures)
+    assert caught.value.retryable is False, "a failed data test gives the same verdict on a retry"
     assert gold_hashes(root) == before
 
 

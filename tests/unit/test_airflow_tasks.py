@@ -8,6 +8,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from ingest.appmetrica.client import LogsApiError
 from lakehouse.airflow_tasks import fail_fast
 from lakehouse.settings import ConfigError
+from transforms.gold import GoldBuildError
 from transforms.quality.gx_gate import QualityGateError
 from transforms.silver import SilverError
 
@@ -27,6 +28,7 @@ def raising(exc: Exception):
         SilverError("events lacks required column(s) event_name"),
         QualityGateError("events_part: expect_column_values_to_be_in_set on os_name failed", {"success": False}),
         LogsApiError("access denied (HTTP 403)", retryable=False),
+        GoldBuildError("dbt build failed (1 failing node(s)): test unique_x [fail]", [{"status": "fail"}]),
     ],
 )
 def test_final_errors_fail_without_retry_keeping_the_message(exc):
@@ -35,7 +37,16 @@ def test_final_errors_fail_without_retry_keeping_the_message(exc):
     assert info.value.__cause__ is exc
 
 
-@pytest.mark.parametrize("exc", [LogsApiError("HTTP 503 after 5 retries"), RuntimeError("disk full"), OSError(5, "io")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        LogsApiError("HTTP 503 after 5 retries"),
+        RuntimeError("disk full"),
+        OSError(5, "io"),
+        GoldBuildError("dbt build failed: model m [error]: lock", [{"status": "fail"}, {"status": "error"}]),
+        GoldBuildError("dbt build exited with status 2 and no failing node recorded"),
+    ],
+)
 def test_other_errors_are_raised_as_they_are_for_retries(exc):
     with pytest.raises(type(exc)) as info:
         raising(exc)()
