@@ -359,7 +359,12 @@ def _new_state(partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | 
         out[key] = info
     last = max((d for d, p in out.items() if p["rows"]), default=None)
     return {"version": STATE_VERSION, "partitions": out, "last_export_date": last,
-            "reporting_currency": reporting_currency()}  # fmt: skip
+            "reporting_currency": reporting_currency(), "feature_fit_window": _feature_fit_window()}  # fmt: skip
+
+
+def _feature_fit_window() -> list[str]:
+    """The transformers' training window as configured (env LAKEHOUSE_FEATURE_FIT_START / _END; "" = unset)."""
+    return [os.environ.get(name, "").strip() for name in ("LAKEHOUSE_FEATURE_FIT_START", "LAKEHOUSE_FEATURE_FIT_END")]
 
 
 def _gold_silver_tables() -> tuple[str, ...]:
@@ -377,6 +382,9 @@ def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | Non
     built_in, currency = state.get("reporting_currency"), reporting_currency()
     if built_in != currency:  # every feature date's revenue changes
         return None, f"the reporting currency is {currency}, gold was built in {built_in}"
+    fitted_on, window = state.get("feature_fit_window"), _feature_fit_window()
+    if fitted_on != window:  # every fitted state, and every date encoded with one, changes
+        return None, f"the feature training window is {window}, gold was fitted on {fitted_on}"
     partitions = _silver_partitions(layout)
     known = state["partitions"]
     changed = {d for d in changed_dates}

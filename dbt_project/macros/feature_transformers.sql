@@ -19,22 +19,48 @@
 {% endmacro %}
 
 
-{% macro feature_fit_bound(var_name, env_name) %}
+{% macro feature_fit_bound_text(var_name, env_name) %}
     {#-
-        A training-window bound as a SQL date literal, or `null` when unset (= no bound).
-        Taken from the dbt var `var_name` (`dbt build --vars '{...}'`), else from the environment
-        variable `env_name`; it must be YYYY-MM-DD.
+        A training-window bound as YYYY-MM-DD text, or none when unset (= no bound). Taken from
+        the dbt var `var_name` (`dbt build --vars '{...}'`), else from the environment variable
+        `env_name`; anything but YYYY-MM-DD stops the build naming both.
     -#}
     {%- set value = var(var_name, env_var(env_name, '')) -%}
     {%- if value is none or (value | string | trim) == '' -%}
-        null
-    {%- else -%}
-        {%- set text = value | string | trim -%}
-        {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
-            {{ exceptions.raise_compiler_error(
-                "dbt var " ~ var_name ~ " (or env " ~ env_name ~ ") must be a date YYYY-MM-DD, got '" ~ text ~ "'"
-            ) }}
-        {%- endif -%}
-        date '{{ text }}'
+        {{ return(none) }}
     {%- endif -%}
+    {%- set text = value | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var " ~ var_name ~ " (or env " ~ env_name ~ ") must be a date YYYY-MM-DD, got '" ~ text ~ "'"
+        ) }}
+    {%- endif -%}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{% macro feature_fit_bound(var_name, env_name) %}
+    {#- a training-window bound as a SQL date literal, or `null` when unset (= no bound) -#}
+    {%- set text = feature_fit_bound_text(var_name, env_name) -%}
+    {%- if text is none -%} null {%- else -%} date '{{ text }}' {%- endif -%}
+{% endmacro %}
+
+
+{% macro feature_state_recompute_from() %}
+    {#-
+        For an incremental build (gold_feature_dates set): the earliest recomputed feature date
+        inside the configured training window, as a SQL date, or `null` when none is. The fitted
+        state as of that date and of every later date changes (each is fitted on the window's
+        rows up to its own date); the states of earlier dates, and the rows encoded with them, do
+        not. Dates after the window's end all use the state of its last date.
+    -#}
+    {%- set start = feature_fit_bound_text('feature_fit_start_date', 'LAKEHOUSE_FEATURE_FIT_START') -%}
+    {%- set end = feature_fit_bound_text('feature_fit_end_date', 'LAKEHOUSE_FEATURE_FIT_END') -%}
+    {%- set inside = [] -%}
+    {%- for d in var('gold_feature_dates', []) | sort -%}
+        {%- if (start is none or d >= start) and (end is none or d <= end) -%}
+            {%- do inside.append(d) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if inside | length == 0 -%} cast(null as date) {%- else -%} date '{{ inside[0] }}' {%- endif -%}
 {% endmacro %}

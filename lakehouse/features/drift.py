@@ -91,8 +91,9 @@ def breaches(rows: list[dict[str, Any]], thresholds: DriftThresholds) -> list[di
     """Every (feature, metric) of ``rows`` above its threshold: feature, feature_date, metric, value, threshold.
 
     PSI is judged only on dates after the training window (``fit_end_date``): a date inside it is
-    training data, part of the reference itself. With no window set the window ends on the latest
-    feature_date, so PSI is never judged; the null rate is judged on every date.
+    training data, part of the reference itself (the mart leaves its psi null). With no window end
+    set every date's state ends on the date itself, so PSI is never judged; the null rate is judged
+    on every date.
     """
     found = []
     for row in rows:

@@ -74,8 +74,18 @@ def attributes_by_row(lake: FeatureLake) -> dict[tuple[int, dt.date], dict[str, 
     return {(r["appmetrica_device_id"], r["feature_date"]): r for r in rows(lake, "device_attributes_daily")}
 
 
-def state_rows(lake: FeatureLake) -> dict[tuple[str, str, Any], dict[str, Any]]:
-    return {(r["transformer"], r["feature"], r["category"]): r for r in rows(lake, "feature_transformer_state")}
+def states(lake: FeatureLake) -> dict[dt.date, dict[tuple[str, str, Any], dict[str, Any]]]:
+    """The fitted states by their date (fit_end_date), each keyed by (transformer, feature, category)."""
+    out: dict[dt.date, dict[tuple[str, str, Any], dict[str, Any]]] = defaultdict(dict)
+    for r in rows(lake, "feature_transformer_state"):
+        out[r["fit_end_date"]][(r["transformer"], r["feature"], r["category"])] = r
+    return dict(out)
+
+
+def state_as_of(all_states: dict[dt.date, dict], day: dt.date) -> dict[tuple[str, str, Any], dict[str, Any]] | None:
+    """The state a row dated ``day`` is encoded with: the latest fitted up to it (None before the window)."""
+    earlier = [d for d in all_states if d <= day]
+    return all_states[max(earlier)] if earlier else None
 
 
 # --------------------------------------------------------------------------------- registry
@@ -120,59 +130,73 @@ def test_cli_lists_the_registry_as_a_table(feature_lake: FeatureLake, capsys: py
 
 
 def test_transformer_state_matches_a_plain_python_fit(feature_lake: FeatureLake) -> None:
+    """One state per date of the window, each fitted on the window's rows up to its date only."""
     features = rows(feature_lake, "device_features_daily")
     window = [r for r in features if FIT_START <= r["feature_date"] <= FIT_END]
     assert 0 < len(window) < len(features)
-    state = state_rows(feature_lake)
-    versions = {r["state_version"] for r in state.values()}
-    assert len(versions) == 1 and len(versions.pop()) == 32
-    for r in state.values():
-        assert (r["fit_start_date"], r["fit_end_date"]) == (FIT_START, FIT_END)
-    for column in NUMERIC:
-        values = [r[column] for r in window]
-        std = state[("standard_scaler", column, None)]
-        assert std["fit_rows"] == len(values)
-        assert math.isclose(std["mean"], statistics.fmean(values), rel_tol=1e-12)
-        assert math.isclose(std["std"], statistics.pstdev(values), rel_tol=1e-12)
-        assert std["scale"] == (std["std"] if std["std"] > 0 else 1.0)
-        minmax = state[("min_max_scaler", column, None)]
-        assert (minmax["data_min"], minmax["data_max"]) == (min(values), max(values))
-        assert minmax["scale"] == (max(values) - min(values) or 1.0)
-
+    all_states = states(feature_lake)
+    assert sorted(all_states) == sorted({r["feature_date"] for r in window})
+    versions = {d: {r["state_version"] for r in state.values()} for d, state in all_states.items()}
+    assert all(len(v) == 1 and len(next(iter(v))) == 32 for v in versions.values())
+    assert len({next(iter(v)) for v in versions.values()}) == len(all_states)
     attributes = attributes_by_row(feature_lake)
     assert LATE_DEVICE not in {r["appmetrica_device_id"] for r in window}
-    for column in CATEGORICAL:
-        # fitted on the attributes as of each row of the window, not on the devices' latest values
-        seen = [attributes[(r["appmetrica_device_id"], r["feature_date"])][column] for r in window]
-        categories = sorted({v for v in seen if v is not None})
-        for transformer in ("label_encoder", "one_hot_encoder"):
-            got = sorted(
-                (r["category_index"], r["category"], r["category_rows"])
-                for (t, f, _), r in state.items()
-                if t == transformer and f == column and not r["is_unknown_bucket"]
-            )
-            assert got == [(i, c, seen.count(c)) for i, c in enumerate(categories)]
-            unknown = [
-                r for (t, f, _), r in state.items() if t == transformer and f == column and r["is_unknown_bucket"]
-            ]
-            assert len(unknown) == 1 and unknown[0]["category_rows"] == seen.count(None)
-            assert unknown[0]["category_index"] == (-1 if transformer == "label_encoder" else len(categories))
-            assert unknown[0]["fit_rows"] == len(window)
-    assert LATE_OS not in {c for (_, f, c) in state if f == "os_name"}
+    for day, state in all_states.items():
+        fitted = [r for r in window if r["feature_date"] <= day]
+        for r in state.values():
+            assert (r["fit_start_date"], r["fit_end_date"], r["fit_rows"]) == (FIT_START, day, len(fitted))
+        for column in NUMERIC:
+            values = [r[column] for r in fitted]
+            std = state[("standard_scaler", column, None)]
+            assert math.isclose(std["mean"], statistics.fmean(values), rel_tol=1e-12)
+            assert math.isclose(std["std"], statistics.pstdev(values), rel_tol=1e-12, abs_tol=1e-12)
+            assert std["scale"] == (std["std"] if std["std"] > 0 else 1.0)
+            minmax = state[("min_max_scaler", column, None)]
+            assert (minmax["data_min"], minmax["data_max"]) == (min(values), max(values))
+            assert minmax["scale"] == (max(values) - min(values) or 1.0)
+        for column in CATEGORICAL:
+            # fitted on the attributes as of each row, not on the devices' latest values; numbered in
+            # the order of the date each category first appears in the window, ties in code-point order
+            seen = [(r["feature_date"], attributes[(r["appmetrica_device_id"], r["feature_date"])][column])
+                    for r in fitted]  # fmt: skip
+            values = [v for _, v in seen]
+            first = {}
+            for d, v in sorted(seen, key=lambda x: (x[0], x[1] or "")):
+                if v is not None:
+                    first.setdefault(v, d)
+            categories = sorted(first, key=lambda c: (first[c], c))
+            for transformer in ("label_encoder", "one_hot_encoder"):
+                got = sorted(
+                    (r["category_index"], r["category"], r["category_rows"])
+                    for (t, f, _), r in state.items()
+                    if t == transformer and f == column and not r["is_unknown_bucket"]
+                )
+                assert got == [(i, c, values.count(c)) for i, c in enumerate(categories)]
+                unknown = [
+                    r for (t, f, _), r in state.items() if t == transformer and f == column and r["is_unknown_bucket"]
+                ]
+                assert len(unknown) == 1 and unknown[0]["category_rows"] == values.count(None)
+                assert unknown[0]["category_index"] == (-1 if transformer == "label_encoder" else len(categories))
+        assert LATE_OS not in {c for (_, f, c) in state if f == "os_name"}
 
 
 def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
-    state = state_rows(feature_lake)
+    all_states = states(feature_lake)
     attributes = attributes_by_row(feature_lake)
     features = rows(feature_lake, "device_features_daily")
     transformed = rows(feature_lake, "device_features_daily_transformed")
     assert [(r["appmetrica_device_id"], r["feature_date"]) for r in transformed] == [
         (r["appmetrica_device_id"], r["feature_date"]) for r in features
     ]
-    version = next(iter(state.values()))["state_version"]
-    outside_range = 0
+    outside_range = before_window = 0
     for src, out in zip(features, transformed, strict=True):
-        assert out["state_version"] == version
+        state = state_as_of(all_states, src["feature_date"])
+        if state is None:  # dated before the training window: nothing is fitted yet
+            before_window += 1
+            assert src["feature_date"] < FIT_START
+            assert all(v is None for k, v in out.items() if k not in ("appmetrica_device_id", "feature_date"))
+            continue
+        assert out["state_version"] == next(iter(state.values()))["state_version"]
         for column in NUMERIC:
             std, minmax = state[("standard_scaler", column, None)], state[("min_max_scaler", column, None)]
             assert math.isclose(out[f"{column}_standard"], (src[column] - std["mean"]) / std["scale"], abs_tol=1e-12)
@@ -186,7 +210,7 @@ def test_transformed_mart_applies_the_state(feature_lake: FeatureLake) -> None:
             label = known["category_index"] if known else -1
             assert out[f"{column}_label"] == label
             assert out[f"{column}_one_hot"] == [int(i == (label if known else width - 1)) for i in range(width)]
-    assert outside_range > 0, "rows outside the training window should leave the [0, 1] range somewhere"
+    assert before_window > 0 and outside_range > 0, "rows outside the training window should leave [0, 1] somewhere"
     late = [r for r in transformed if r["appmetrica_device_id"] == LATE_DEVICE]
     assert late and all(r["os_name_label"] == -1 and r["os_name_one_hot"][-1] == 1 for r in late)
     assert all(attributes[(LATE_DEVICE, r["feature_date"])]["country_iso_code"] == LATE_COUNTRY for r in late)
@@ -302,8 +326,8 @@ def test_historical_features_match_a_brute_force_oracle(feature_lake: FeatureLak
         hit = latest_before(fct.get(device, []), cutoff)
         assert (None if pd.isna(row["events_count"]) else row["events_count"]) == (hit and hit[1]["events_count"])
         hit = latest_before(transformed.get(device, []), cutoff)
-        if hit is None:
-            assert row["os_name_one_hot"] is None
+        if hit is None or hit[1]["state_version"] is None:  # no row, or one dated before the training window
+            assert row["os_name_one_hot"] is None and pd.isna(row["events_1d_standard"])
         else:
             assert list(row["os_name_one_hot"]) == hit[1]["os_name_one_hot"]
             assert row["events_1d_standard"] == hit[1]["events_1d_standard"]
@@ -382,7 +406,7 @@ def test_attributes_are_as_of_each_date(feature_lake: FeatureLake, app_tz: ZoneI
         assert row["country_iso_code"] == ("KZ" if moved else "RU"), day
         assert row["app_version_name"] == ("2.0.0" if moved else "1.0.0"), day
         assert row["device_type"] == ("phone" if moved else None), day  # first sent on MOVE_DAY: null before
-    state = state_rows(feature_lake)
+    state = states(feature_lake)[FIT_END]  # a category keeps its index in every state after it appears
     transformed = {r["feature_date"]: r for r in rows(feature_lake, "device_features_daily_transformed")
                    if r["appmetrica_device_id"] == MOVER_DEVICE}  # fmt: skip
     assert set(transformed) == set(attributes)

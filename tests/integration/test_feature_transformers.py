@@ -1,23 +1,28 @@
 """Edge cases of the fitted transformers on a tiny hand-made lake: a constant training window, unseen
-categories and nulls, and training windows that are invalid or hold no rows."""
+categories and nulls, training windows that are invalid or hold no rows, and rows arriving after a
+date that must not change its encodings."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import shutil
+import statistics
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from test_gold_marts import _add_event, _Gen, write_silver
 
 from lakehouse.settings import Layout
-from transforms.gold import GoldBuildError, build_gold
+from transforms.gold import GoldBuildError, _plan, build_gold
 
 pytestmark = pytest.mark.integration
 
-A, B = 101, 2**64 - 7
+A, B, C = 101, 2**64 - 7, 2**64 - 9
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +86,73 @@ def test_a_bad_training_window_stops_the_build(
     with pytest.raises(GoldBuildError, match=message):
         build(tiny, tmp_path, monkeypatch, start, end)
     assert not (tmp_path / "lake" / "gold").exists()
+
+
+def _table(gold: Path, mart: str, date_column: str, through: dt.date | None = None) -> pa.Table:
+    """A mart's rows (dated up to ``through``, all when None), in its published order."""
+    table = pq.read_table(gold / mart / f"{mart}.parquet")
+    return table if through is None else table.filter(pc.less_equal(table[date_column], pa.scalar(through)))
+
+
+def test_later_rows_never_change_the_encodings_of_an_earlier_date(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point in time for the fitted state: rows dated after D, with extreme values and a new
+    category, leave every encoded value of D bit-for-bit unchanged; the dates from theirs on see them."""
+    day, later = dt.date(2026, 10, 10), dt.date(2026, 10, 12)  # the lake's last date, and new data 2 days on
+    lake = tmp_path / "lake"
+    shutil.copytree(tiny / "silver", lake / "silver")
+    for name in ("LAKEHOUSE_FEATURE_FIT_START", "LAKEHOUSE_FEATURE_FIT_END"):
+        monkeypatch.delenv(name, raising=False)  # no window: every date's state is fitted on the rows up to it
+    build_gold(Layout(lake))
+    gold = lake / "gold"
+    marts = {
+        "device_features_daily_transformed": "feature_date",
+        "feature_transformer_state": "fit_end_date",
+        "feature_stats_daily": "feature_date",
+    }
+    before = {mart: _table(gold, mart, column, day) for mart, column in marts.items()}
+    assert max(before["device_features_daily_transformed"]["feature_date"].to_pylist()) == day
+
+    gen = _Gen(rng=random.Random(4), rows=[])
+    new = {"os_name": "harmonyos", "device_type": "car", "country_iso_code": "ZZ"}
+    _add_event(gen, C, dt.datetime(2026, 10, 12, 9), session_id=9, attrs=new)
+    for i in range(500):  # far above any count the states up to D have seen
+        _add_event(gen, A, dt.datetime(2026, 10, 12, 10) + dt.timedelta(seconds=i), session_id=7,
+                   attrs={"os_name": "android", "device_type": "phone", "country_iso_code": "RU"})  # fmt: skip
+    write_silver(lake, gen.rows)
+    summary = build_gold(Layout(lake), changed_dates=[later])  # the daily run's incremental build
+    assert summary["mode"] == "incremental"
+
+    for mart, column in marts.items():
+        assert _table(gold, mart, column, day).equals(before[mart]), mart  # values, types and order, bit for bit
+    state = _table(gold, "feature_transformer_state", "fit_end_date").to_pylist()
+    vocabulary = {(r["fit_end_date"], r["feature"], r["category"]) for r in state}
+    dates = sorted({r["fit_end_date"] for r in state})
+    assert dates[-1] == later and day in dates
+    for value, feature in ((new["os_name"], "os_name"), (new["country_iso_code"], "country_iso_code")):
+        assert [d for d in dates if (d, feature, value) in vocabulary] == [later]  # seen from its own date on
+    rows = {(r["appmetrica_device_id"], r["feature_date"]): r
+            for r in _table(gold, "device_features_daily_transformed", "feature_date").to_pylist()}  # fmt: skip
+    fresh = rows[(C, later)]
+    known = {(r["feature"], r["category"]): r["category_index"] for r in state
+             if r["fit_end_date"] == later and r["transformer"] == "label_encoder"}  # fmt: skip
+    assert fresh["os_name_label"] == known[("os_name", "harmonyos")] != -1
+    assert fresh["country_iso_code_label"] == known[("country_iso_code", "ZZ")] != -1
+    assert fresh["os_name_one_hot"][known[("os_name", "harmonyos")]] == 1
+    assert rows[(A, later)]["events_1d_min_max"] == 1.0  # the largest events_1d up to its date: its own
+    assert rows[(A, day)]["os_name_label"] == known[("os_name", "android")]  # indices never move
+
+    # the incremental build's latest state is the plain fit of every row up to its date
+    features = [r for r in _table(gold, "device_features_daily", "feature_date").to_pylist()]
+    assert max(r["feature_date"] for r in features) == later
+    scalers = {r["feature"]: r for r in state if r["fit_end_date"] == later and r["transformer"] == "standard_scaler"}
+    for column, fitted in scalers.items():
+        values = [r[column] for r in features]
+        assert fitted["fit_rows"] == len(values) and math.isclose(fitted["mean"], statistics.fmean(values))
+        assert math.isclose(fitted["std"], statistics.pstdev(values), abs_tol=1e-12)
+
+    # a changed training window refits every state: the next build is a full one
+    monkeypatch.setenv("LAKEHOUSE_FEATURE_FIT_END", day.isoformat())
+    plan, why = _plan(Layout(lake), [later])
+    assert plan is None and "feature training window" in why

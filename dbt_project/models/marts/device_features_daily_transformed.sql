@@ -1,11 +1,26 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }}{% if var('gold_event_dates', none) is not none %} where feature_date in {{ gold_date_list('gold_feature_dates') }} or feature_date >= {{ feature_state_recompute_from() }}{% endif %}{% endif %}"
+    )
+}}
+
 {%- set numeric_columns = feature_transform_numeric_columns() -%}
 {%- set categorical_columns = feature_transform_categorical_columns() -%}
 
 with
 
+-- an incremental build recomputes gold_feature_dates, and every date from the earliest of them
+-- inside the training window on (their fitted states changed)
 features as (
 
     select * from {{ ref('device_features_daily') }}
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    where feature_date in {{ gold_date_list('gold_feature_dates') }}
+        or feature_date >= {{ feature_state_recompute_from() }}
+    {% endif %}
 
 ),
 
@@ -22,11 +37,33 @@ transformer_state as (
 
 ),
 
--- one row: the fitted scaler parameters side by side
+-- the state each row is encoded with: the latest one fitted up to its feature_date (none for a
+-- date before the training window: its encodings are null)
+states as (
+
+    select distinct fit_end_date, state_version
+    from transformer_state
+
+),
+
+row_states as (
+
+    select
+        features.*,
+        states.fit_end_date as state_date,
+        states.state_version
+
+    from features
+    asof left join states
+        on features.feature_date >= states.fit_end_date
+
+),
+
+-- one row per state: the fitted scaler parameters side by side
 scalers as (
 
     select
-        max(state_version) as state_version,
+        fit_end_date,
         {%- for column in numeric_columns %}
         max(case when transformer = 'standard_scaler' and feature = '{{ column }}' then mean end)
             as {{ column }}__mean,
@@ -39,13 +76,14 @@ scalers as (
         {%- endfor %}
 
     from transformer_state
+    group by fit_end_date
 
 ),
 
 {% for column in categorical_columns %}
 {{ column }}__labels as (
 
-    select category, category_index
+    select fit_end_date, category, category_index
     from transformer_state
     where transformer = 'label_encoder' and feature = '{{ column }}' and not is_unknown_bucket
 
@@ -53,7 +91,7 @@ scalers as (
 
 {{ column }}__one_hot as (
 
-    select category, category_index
+    select fit_end_date, category, category_index
     from transformer_state
     where transformer = 'one_hot_encoder' and feature = '{{ column }}' and not is_unknown_bucket
 
@@ -62,12 +100,14 @@ scalers as (
 {{ column }}__unknown as (
 
     select
+        fit_end_date,
         max(case when transformer = 'label_encoder' then category_index end) as label_index,
         max(case when transformer = 'one_hot_encoder' then category_index end) as one_hot_index,
         max(case when transformer = 'one_hot_encoder' then category_index end) + 1 as one_hot_width
 
     from transformer_state
     where feature = '{{ column }}' and is_unknown_bucket
+    group by fit_end_date
 
 ),
 
@@ -77,7 +117,7 @@ final as (
     select
         features.appmetrica_device_id,
         features.feature_date,
-        scalers.state_version,
+        features.state_version,
         {%- for column in numeric_columns %}
         (cast(features.{{ column }} as double) - scalers.{{ column }}__mean) / scalers.{{ column }}__standard_scale
             as {{ column }}_standard,
@@ -95,17 +135,21 @@ final as (
         ) as {{ column }}_one_hot{{ "," if not loop.last }}
         {%- endfor %}
 
-    from features
-    cross join scalers
+    from row_states as features
+    left join scalers
+        on features.state_date = scalers.fit_end_date
     left join device_attributes
         on features.appmetrica_device_id = device_attributes.appmetrica_device_id
         and features.feature_date = device_attributes.feature_date
     {%- for column in categorical_columns %}
-    cross join {{ column }}__unknown
+    left join {{ column }}__unknown
+        on features.state_date = {{ column }}__unknown.fit_end_date
     left join {{ column }}__labels
-        on device_attributes.{{ column }} = {{ column }}__labels.category
+        on features.state_date = {{ column }}__labels.fit_end_date
+        and device_attributes.{{ column }} = {{ column }}__labels.category
     left join {{ column }}__one_hot
-        on device_attributes.{{ column }} = {{ column }}__one_hot.category
+        on features.state_date = {{ column }}__one_hot.fit_end_date
+        and device_attributes.{{ column }} = {{ column }}__one_hot.category
     {%- endfor %}
 
 )

@@ -8,8 +8,8 @@ features as (
 
 ),
 
--- the transformers' training window and the version of the state fitted on it (one row)
-fitted_state as (
+-- the fitted states (one per date of the training window)
+states as (
 
     select distinct
         state_version,
@@ -17,6 +17,22 @@ fitted_state as (
         fit_end_date
 
     from {{ ref('feature_transformer_state') }}
+
+),
+
+-- each date's state: the latest one fitted up to it, as device_features_daily_transformed
+-- applies it (none before the training window)
+date_states as (
+
+    select
+        dates.feature_date,
+        states.state_version,
+        states.fit_start_date,
+        states.fit_end_date
+
+    from (select distinct feature_date from features) as dates
+    asof left join states
+        on dates.feature_date >= states.fit_end_date
 
 ),
 
@@ -33,30 +49,48 @@ feature_values as (
 
 ),
 
+-- PSI is computed for a date after its state's rows only (a date inside the training window is
+-- part of its own reference): the reference is the state's rows, all dated before the date
+judged_dates as (
+
+    select * from date_states
+    where feature_date > fit_end_date
+
+),
+
+reference_states as (
+
+    select distinct state_version, fit_start_date, fit_end_date
+    from judged_dates
+
+),
+
 fit_values as (
 
     select
+        reference_states.state_version,
         feature_values.feature,
         cast(feature_values.feature_value as double) as feature_value
 
     from feature_values
-    inner join fitted_state
-        on feature_values.feature_date between fitted_state.fit_start_date and fitted_state.fit_end_date
+    inner join reference_states
+        on feature_values.feature_date between reference_states.fit_start_date and reference_states.fit_end_date
     where feature_values.feature_value is not null
 
 ),
 
--- PSI bins: the distinct deciles of the training window; bin i holds values above i edges
+-- PSI bins: the distinct deciles of the reference; bin i holds values above i edges
 bin_edges as (
 
     select
+        state_version,
         feature,
         list_sort(list_distinct(
             quantile_disc(feature_value, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
         )) as edges
 
     from fit_values
-    group by feature
+    group by state_version, feature
 
 ),
 
@@ -68,8 +102,11 @@ binned_values as (
         len(list_filter(bin_edges.edges, edge -> edge < feature_values.feature_value)) as bin
 
     from feature_values
+    inner join judged_dates
+        on feature_values.feature_date = judged_dates.feature_date
     inner join bin_edges
-        on feature_values.feature = bin_edges.feature
+        on judged_dates.state_version = bin_edges.state_version
+        and feature_values.feature = bin_edges.feature
     where feature_values.feature_value is not null
 
 ),
@@ -77,13 +114,15 @@ binned_values as (
 expected_shares as (
 
     select
+        fit_values.state_version,
         fit_values.feature,
         len(list_filter(bin_edges.edges, edge -> edge < fit_values.feature_value)) as bin,
         count(*) as bin_rows
 
     from fit_values
     inner join bin_edges
-        on fit_values.feature = bin_edges.feature
+        on fit_values.state_version = bin_edges.state_version
+        and fit_values.feature = bin_edges.feature
     group by all
 
 ),
@@ -91,9 +130,10 @@ expected_shares as (
 expected as (
 
     select
+        state_version,
         feature,
         bin,
-        bin_rows / sum(bin_rows) over (partition by feature) as share
+        bin_rows / sum(bin_rows) over (partition by state_version, feature) as share
 
     from expected_shares
 
@@ -112,16 +152,21 @@ actual_shares as (
 
 ),
 
--- every bin of the window on every date: a bin empty on either side counts with share 0.0001
+-- every bin of the reference on every judged date: a bin empty on either side counts with
+-- share 0.0001
 all_bins as (
 
     select
         dates.feature_date,
+        dates.state_version,
         bin_edges.feature,
         unnest(range(len(bin_edges.edges) + 1)) as bin
 
-    from (select distinct feature_date from actual_shares) as dates
-    cross join bin_edges
+    from (select distinct feature_date from actual_shares) as actual_dates
+    inner join judged_dates as dates
+        on actual_dates.feature_date = dates.feature_date
+    inner join bin_edges
+        on dates.state_version = bin_edges.state_version
 
 ),
 
@@ -142,7 +187,8 @@ psi_terms as (
 
     from all_bins
     left join expected
-        on all_bins.feature = expected.feature
+        on all_bins.state_version = expected.state_version
+        and all_bins.feature = expected.feature
         and all_bins.bin = expected.bin
     left join actual_shares
         on all_bins.feature_date = actual_shares.feature_date
@@ -191,12 +237,13 @@ final as (
         cast(daily_stats.p50_value as double) as p50,
         cast(daily_stats.p95_value as double) as p95,
         cast(psi.psi as double) as psi,
-        fitted_state.state_version,
-        fitted_state.fit_start_date,
-        fitted_state.fit_end_date
+        date_states.state_version,
+        date_states.fit_start_date,
+        date_states.fit_end_date
 
     from daily_stats
-    cross join fitted_state
+    inner join date_states
+        on daily_stats.feature_date = date_states.feature_date
     left join psi
         on daily_stats.feature_date = psi.feature_date
         and daily_stats.feature = psi.feature

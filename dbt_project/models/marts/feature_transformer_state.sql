@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }}{% if var('gold_event_dates', none) is not none %} where fit_end_date >= {{ feature_state_recompute_from() }}{% endif %}{% endif %}"
+    )
+}}
+
 {%- set numeric_columns = feature_transform_numeric_columns() -%}
 {%- set categorical_columns = feature_transform_categorical_columns() -%}
 
@@ -58,28 +67,60 @@ fit_rows as (
 
 ),
 
+-- one state per feature_date of the window (its fit_end_date), fitted on the window's rows dated
+-- up to and including it: the state that encodes a date never holds a later row
+state_dates as (
+
+    select
+        feature_date as fit_end_date,
+        count(*) as date_rows,
+        sum(count(*)) over (order by feature_date rows between unbounded preceding and current row) as fit_rows
+
+    from fit_rows
+    group by feature_date
+
+),
+
 numeric_values as (
 
-    unpivot (select {{ numeric_columns | join(', ') }} from fit_rows)
+    unpivot (select feature_date, {{ numeric_columns | join(', ') }} from fit_rows)
     on {{ numeric_columns | join(', ') }}
     into name feature value feature_value
 
 ),
 
--- exact integer sums (HUGEINT): the statistics do not depend on summation order or threads, so
--- a rebuild fits bit-identical parameters; var_pop = (n * sum(x^2) - sum(x)^2) / n^2
-numeric_sums as (
+-- exact integer sums (HUGEINT), per date and then running over the dates: the statistics do not
+-- depend on summation order or threads, so a rebuild fits bit-identical parameters;
+-- var_pop = (n * sum(x^2) - sum(x)^2) / n^2
+numeric_daily as (
 
     select
         feature,
-        count(*) as fit_rows,
+        feature_date,
+        count(*) as date_rows,
         sum(cast(feature_value as hugeint)) as sum_x,
         sum(cast(feature_value as hugeint) * cast(feature_value as hugeint)) as sum_x2,
         min(feature_value) as data_min,
         max(feature_value) as data_max
 
     from numeric_values
-    group by feature
+    group by feature, feature_date
+
+),
+
+numeric_sums as (
+
+    select
+        feature,
+        feature_date as fit_end_date,
+        sum(date_rows) over running as fit_rows,
+        sum(sum_x) over running as sum_x,
+        sum(sum_x2) over running as sum_x2,
+        min(data_min) over running as data_min,
+        max(data_max) over running as data_max
+
+    from numeric_daily
+    window running as (partition by feature order by feature_date rows between unbounded preceding and current row)
 
 ),
 
@@ -87,6 +128,7 @@ numeric_stats as (
 
     select
         feature,
+        fit_end_date,
         fit_rows,
         cast(sum_x as double) / fit_rows as mean,
         sqrt(cast(fit_rows * sum_x2 - sum_x * sum_x as double)) / fit_rows as std,
@@ -101,6 +143,7 @@ numeric_stats as (
 standard_scaler as (
 
     select
+        fit_end_date,
         'standard_scaler' as transformer,
         'device_features_daily' as source_model,
         feature,
@@ -123,6 +166,7 @@ standard_scaler as (
 min_max_scaler as (
 
     select
+        fit_end_date,
         'min_max_scaler' as transformer,
         'device_features_daily' as source_model,
         feature,
@@ -167,68 +211,105 @@ categorical_features as (
 
 category_values as (
 
-    unpivot (select {{ categorical_columns | join(', ') }} from fit_attributes)
+    unpivot (select feature_date, {{ categorical_columns | join(', ') }} from fit_attributes)
     on {{ categorical_columns | join(', ') }}
     into name feature value category
 
 ),
 
--- categories in sorted (code point) order, numbered from 0; nulls are not a category
+category_daily as (
+
+    select feature, category, feature_date, count(*) as date_rows
+    from category_values
+    group by feature, category, feature_date
+
+),
+
+-- a category's index is fixed once it is seen: categories in the order of the first date they
+-- appear in the window, those of the same date in sorted (code point) order, numbered from 0;
+-- a later category takes the next index and never moves an earlier one; nulls are not a category
 categories as (
 
     select
         feature,
         category,
-        count(*) as category_rows,
-        row_number() over (partition by feature order by category) - 1 as category_index
+        min(feature_date) as first_seen_date,
+        row_number() over (partition by feature order by min(feature_date), category) - 1 as category_index
 
-    from category_values
+    from category_daily
     group by feature, category
+
+),
+
+-- each state holds the categories first seen on or before its date, with their rows up to it
+category_states as (
+
+    select
+        state_dates.fit_end_date,
+        categories.feature,
+        categories.category,
+        categories.category_index,
+        sum(coalesce(category_daily.date_rows, 0)) over (
+            partition by categories.feature, categories.category
+            order by state_dates.fit_end_date
+            rows between unbounded preceding and current row
+        ) as category_rows
+
+    from categories
+    inner join state_dates
+        on categories.first_seen_date <= state_dates.fit_end_date
+    left join category_daily
+        on categories.feature = category_daily.feature
+        and categories.category = category_daily.category
+        and state_dates.fit_end_date = category_daily.feature_date
 
 ),
 
 category_counts as (
 
     select
+        state_dates.fit_end_date,
         categorical_features.feature,
-        (select count(*) from fit_attributes) as fit_rows,
-        count(categories.category) as categories_count
+        state_dates.fit_rows,
+        count(category_states.category) as categories_count,
+        coalesce(sum(category_states.category_rows), 0) as category_rows
 
-    from categorical_features
-    left join categories
-        on categorical_features.feature = categories.feature
-    group by categorical_features.feature
+    from state_dates
+    cross join categorical_features
+    left join category_states
+        on state_dates.fit_end_date = category_states.fit_end_date
+        and categorical_features.feature = category_states.feature
+    group by state_dates.fit_end_date, categorical_features.feature, state_dates.fit_rows
 
 ),
 
 encoder_rows as (
 
     select
+        category_states.fit_end_date,
         encoder.transformer,
-        categories.feature,
-        categories.category,
-        categories.category_index,
+        category_states.feature,
+        category_states.category,
+        category_states.category_index,
         false as is_unknown_bucket,
-        categories.category_rows
+        category_states.category_rows
 
-    from categories
+    from category_states
     cross join (values ('label_encoder'), ('one_hot_encoder')) as encoder (transformer)
 
     union all
 
-    -- the unknown bucket: categories not seen in the window, and nulls; label -1, and the last
-    -- slot of the one-hot vector
+    -- the unknown bucket: categories not seen in the state's rows, and nulls; label -1, and the
+    -- last slot of the one-hot vector
     select
+        category_counts.fit_end_date,
         encoder.transformer,
         category_counts.feature,
         cast(null as varchar) as category,
         case when encoder.transformer = 'label_encoder' then -1 else category_counts.categories_count end
             as category_index,
         true as is_unknown_bucket,
-        category_counts.fit_rows - coalesce(
-            (select sum(categories.category_rows) from categories where categories.feature = category_counts.feature),
-            0
-        ) as category_rows
+        category_counts.fit_rows - category_counts.category_rows as category_rows
 
     from category_counts
     cross join (values ('label_encoder'), ('one_hot_encoder')) as encoder (transformer)
@@ -238,6 +319,7 @@ encoder_rows as (
 encoders as (
 
     select
+        encoder_rows.fit_end_date,
         encoder_rows.transformer,
         'device_attributes_daily' as source_model,
         encoder_rows.feature,
@@ -250,11 +332,11 @@ encoders as (
         cast(null as double) as data_min,
         cast(null as double) as data_max,
         cast(null as double) as scale,
-        category_counts.fit_rows
+        state_dates.fit_rows
 
     from encoder_rows
-    inner join category_counts
-        on encoder_rows.feature = category_counts.feature
+    inner join state_dates
+        on encoder_rows.fit_end_date = state_dates.fit_end_date
 
 ),
 
@@ -268,16 +350,18 @@ state_rows as (
 
 ),
 
--- the version is a hash of everything fitted (parameters, categories, window, counts)
+-- each state's version is a hash of everything fitted in it (parameters, categories, the rows'
+-- dates, counts)
 state_version as (
 
     select
+        state_rows.fit_end_date,
         md5(string_agg(
             concat_ws(
                 '|', state_rows.transformer, state_rows.feature, coalesce(state_rows.category, '<null>'),
                 state_rows.category_index, state_rows.is_unknown_bucket, state_rows.category_rows,
                 state_rows.mean, state_rows.std, state_rows.data_min, state_rows.data_max, state_rows.scale,
-                state_rows.fit_rows, checked_bounds.fit_start_date, checked_bounds.fit_end_date
+                state_rows.fit_rows, checked_bounds.fit_start_date, state_rows.fit_end_date
             ),
             chr(10)
             order by state_rows.transformer, state_rows.feature, state_rows.category_index
@@ -285,6 +369,7 @@ state_version as (
 
     from state_rows
     cross join checked_bounds
+    group by state_rows.fit_end_date
 
 ),
 
@@ -305,12 +390,17 @@ final as (
         state_rows.data_max,
         state_rows.scale,
         checked_bounds.fit_start_date,
-        checked_bounds.fit_end_date,
+        state_rows.fit_end_date,
         cast(state_rows.fit_rows as bigint) as fit_rows
 
     from state_rows
     cross join checked_bounds
-    cross join state_version
+    inner join state_version
+        on state_rows.fit_end_date = state_version.fit_end_date
+    {% if is_incremental() and var('gold_event_dates', none) is not none %}
+    -- an incremental build rewrites the states from the earliest recomputed date of the window on
+    where state_rows.fit_end_date >= {{ feature_state_recompute_from() }}
+    {% endif %}
 
 )
 
