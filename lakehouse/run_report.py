@@ -260,7 +260,9 @@ def render_run_page(
                       and r.get("fit_end_date") is not None and r["feature_date"] > r["fit_end_date"]]  # fmt: skip
         distribution = line_chart(f"{feature}: mean, p50, p95", labels,
                                   {"mean": column("mean"), "p50": column("p50"), "p95": column("p95")})  # fmt: skip
-        fitted = next(((r["fit_start_date"], r["fit_end_date"]) for r in feature_rows if r.get("fit_end_date")), None)
+        # each date names the rows of its own state: the window is the latest of them
+        fitted = max(((r["fit_start_date"], r["fit_end_date"]) for r in feature_rows if r.get("fit_end_date")),
+                     key=lambda w: w[1], default=None)  # fmt: skip
         window = (fitted[0].isoformat(), fitted[1].isoformat()) if fitted and fitted[0] else None
         psi = line_chart(f"{feature}: PSI", labels, {"psi": column("psi")}, threshold=psi_limit, alerts=psi_alerts,
                          band=window)  # fmt: skip
