@@ -56,43 +56,6 @@ def _mtimes(layout: Layout, day: dt.date) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in layout.silver("events_part", day).glob("*.parquet")}
 
 
-def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, monkeypatch):
-    late = LateEvenings(D)
-    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=80, polls_before_ready=0) as server:
-        server.tamper("events", rows=late)
-        _env(monkeypatch, tmp_path / "late", server.url)
-        layout = Layout(tmp_path / "late")
-
-        first = pipeline.run_day(D)
-        assert late.hidden > 0
-        assert first["silver_rows"]["events_part"] > 0
-
-        d_silver = _mtimes(layout, D)
-        second = pipeline.run_day(D + dt.timedelta(days=1))
-        assert second["status"] == "success"
-        assert second["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()], "D's export had not changed"
-        assert _mtimes(layout, D) == d_silver
-        before = read_mart(layout.root, "device_features_daily")  # features for D and D+1, evenings missing
-
-        late.arrived = True  # within the server's 24 h cache: only a fresh export (no-cache) brings them
-        third = pipeline.run_day(D + dt.timedelta(days=2))
-        assert third["status"] == "success"
-        assert _mtimes(layout, D) != d_silver, "D's silver must be rebuilt from its grown export"
-        after = read_mart(layout.root, "device_features_daily")
-
-        # A clean build from complete exports, for comparison.
-        _env(monkeypatch, tmp_path / "clean", server.url)
-        pipeline.run_day(D)
-        pipeline.run_day(D + dt.timedelta(days=2))
-        clean = read_mart(tmp_path / "clean", "device_features_daily")
-
-    assert sorted(after) == sorted(clean)
-    by_key = {(r[0], r[1]): r for r in before}
-    changed_dates = {r[1] for r in after if (r[0], r[1]) in by_key and by_key[(r[0], r[1])] != r}
-    assert D in changed_dates, "features for D must include D's late events"
-    assert D + dt.timedelta(days=1) in changed_dates, "the 7-day windows after D include the late events"
-
-
 def _events_on(root: Path, day: dt.date) -> tuple[int, int]:
     """(silver events of ``day``, gold events_1d summed over the devices for ``day``)."""
     silver = (root / "silver" / "events_part" / f"date={day}" / "*.parquet").as_posix()
@@ -106,35 +69,51 @@ def _events_on(root: Path, day: dt.date) -> tuple[int, int]:
     return events, features
 
 
-def test_a_rerun_of_the_day_gets_a_fresh_export_with_the_late_events(tmp_path, monkeypatch):
-    """The server keeps the file it generated last for a request (24 h); the rerun asks for a new one."""
+def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, monkeypatch):
+    """Also: an unchanged lookback day is left alone, and a day's export asked again within the server's 24 h
+    cache is a fresh one (one poll per export: a client that repeated no-cache on its polls would restart the
+    export forever)."""
     late = LateEvenings(D)
-    # one poll per export: a client that repeated no-cache on its polls would restart the export forever
-    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=60, polls_before_ready=1) as server:
+    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=80, polls_before_ready=1) as server:
         server.tamper("events", rows=late)
-        _env(monkeypatch, tmp_path / "data", server.url)
-        pipeline.run_day(D)
-        before = _events_on(tmp_path / "data", D)
-        assert late.hidden > 0 and before[0] == before[1] > 0
+        _env(monkeypatch, tmp_path / "late", server.url)
+        layout = Layout(tmp_path / "late")
 
-        late.arrived = True
-        pipeline.run_day(D)
-        after = _events_on(tmp_path / "data", D)
-    assert after[0] == after[1] > before[0], "the rerun must bring D's late events into silver and gold"
+        first = pipeline.run_day(D)
+        assert late.hidden > 0
+        assert first["silver_rows"]["events_part"] > 0
+        events_before = _events_on(layout.root, D)
+        assert events_before[0] == events_before[1] > 0
 
-
-def test_an_unchanged_lookback_day_is_not_rebuilt(tmp_path, monkeypatch):
-    with DemoLogsApiServer(token=TOKEN, application_id=APP, devices=40, polls_before_ready=0) as server:
-        _env(monkeypatch, tmp_path / "data", server.url)
-        layout = Layout(tmp_path / "data")
-        pipeline.run_day(D)
         stamps = {d: _mtimes(layout, d) for d in pipeline.window(D)}
-        report = pipeline.run_day(D + dt.timedelta(days=1))
-    assert report["status"] == "success"
-    for d in pipeline.window(D)[1:]:  # D-1 and D were exported again with the same bytes
-        assert _mtimes(layout, d) == stamps[d], d
-    summary = json.loads((pipeline.run_dir(D + dt.timedelta(days=1)) / "summary.json").read_text())
-    assert summary["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()]
+        second = pipeline.run_day(D + dt.timedelta(days=1))
+        assert second["status"] == "success"
+        assert second["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()], "D's export had not changed"
+        summary = json.loads((pipeline.run_dir(D + dt.timedelta(days=1)) / "summary.json").read_text())
+        assert summary["silver_rebuilt"] == second["silver_rebuilt"]
+        for d in pipeline.window(D)[1:]:  # D-1 and D were exported again with the same bytes
+            assert _mtimes(layout, d) == stamps[d], d
+        before = read_mart(layout.root, "device_features_daily")  # features for D and D+1, evenings missing
+
+        late.arrived = True  # within the server's 24 h cache: only a fresh export (no-cache) brings them
+        third = pipeline.run_day(D + dt.timedelta(days=2))
+        assert third["status"] == "success"
+        assert _mtimes(layout, D) != stamps[D], "D's silver must be rebuilt from its grown export"
+        after = read_mart(layout.root, "device_features_daily")
+        events_after = _events_on(layout.root, D)
+
+        # A clean build from complete exports, for comparison.
+        _env(monkeypatch, tmp_path / "clean", server.url)
+        pipeline.run_day(D)
+        pipeline.run_day(D + dt.timedelta(days=2))
+        clean = read_mart(tmp_path / "clean", "device_features_daily")
+
+    assert events_after[0] == events_after[1] > events_before[0], "D's late events reach silver and gold"
+    assert sorted(after) == sorted(clean)
+    by_key = {(r[0], r[1]): r for r in before}
+    changed_dates = {r[1] for r in after if (r[0], r[1]) in by_key and by_key[(r[0], r[1])] != r}
+    assert D in changed_dates, "features for D must include D's late events"
+    assert D + dt.timedelta(days=1) in changed_dates, "the 7-day windows after D include the late events"
 
 
 @pytest.mark.parametrize("raw", ["-1", "x", "31", "2.5"])
