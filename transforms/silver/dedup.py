@@ -1,109 +1,133 @@
-"""Exact duplicate detection over a whole day of rows, in bounded memory.
+"""Exact duplicate rows of a whole day, dropped by DuckDB in bounded memory.
 
-Every row has a 128-bit digest of its exported values (two uint64 halves). ``Deduplicator``
-answers, batch by batch in file order, which rows repeat a digest seen earlier in the day:
-
-- within a batch, by sorting its digests;
-- against earlier batches, first through a Bloom filter (10 bits per expected row, so about 1 %
-  of new rows are "maybe seen"), then exactly for those few candidates by binary search in the
-  sorted runs of every digest kept so far. The newest digests stay in one sorted array in
-  memory; every ``RUN_ROWS`` of them it is written to a file in ``workdir`` and searched there
-  through a memory map.
-
-Memory is the Bloom filter (1.25 bytes per expected row: 12.5 MB at 10M rows) plus one run of
-``RUN_ROWS`` digests (32 MB), whatever the number of rows.
+Every good row has a 128-bit digest of its exported values (two uint64 halves). ``StagedRows``
+takes a resource's good rows batch by batch in file order and stages them in a Parquet file of the
+work folder (with their JSON leaves in a second one). Once the whole day is read, one DuckDB query
+groups the digests and keeps each digest's first row (``min`` of the row's place in the file);
+DuckDB holds that aggregate within ``MEMORY_LIMIT`` and spills the rest to the work folder itself.
+``batches`` then streams the staged rows back in file order, the duplicates left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-RUN_ROWS = 2_000_000
-BITS_PER_ROW = 10
-HASHES = 7
-_MIN_BITS = 1 << 20
+MEMORY_LIMIT = "384MB"
+READ_ROWS = 64 * 1024
+_DIGEST = ("_digest_hi", "_digest_lo")
+_LEAVES = pa.schema([("seq", pa.int64()), ("path", pa.string()), ("value_text", pa.string()),
+                     ("value_type", pa.string())])  # fmt: skip
 
 
-class Deduplicator:
-    """Answers "was this digest seen before?" for a stream of batches (see the module docstring)."""
+class StagedRows:
+    """One resource's good rows of the day, staged in file order and read back without duplicates."""
 
-    def __init__(self, workdir: Path, expected_rows: int) -> None:
+    def __init__(self, workdir: Path, name: str) -> None:
         self.workdir = workdir
-        bits = max(_MIN_BITS, int(expected_rows) * BITS_PER_ROW)
-        self._bits = 1 << (bits - 1).bit_length()  # a power of two: positions are masks
-        self._filter = np.zeros(self._bits // 64, dtype=np.uint64)
-        self._mem_hi = np.empty(0, dtype=np.uint64)
-        self._mem_lo = np.empty(0, dtype=np.uint64)
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self._seen = 0
+        self.rows_path = workdir / f"{name}.rows.parquet"
+        self.leaves_path = workdir / f"{name}.leaves.parquet"
+        self._rows: pq.ParquetWriter | None = None
+        self._leaves: pq.ParquetWriter | None = None
+        self.staged = 0
+        self.duplicates = 0
 
-    def _positions(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        mask = np.uint64(self._bits - 1)
-        steps = np.arange(HASHES, dtype=np.uint64)[:, None]
-        with np.errstate(over="ignore"):
-            return (hi[None, :] + steps * (lo[None, :] | np.uint64(1))) & mask
+    def add(self, table: pa.Table, hi: np.ndarray, lo: np.ndarray, leaves: pa.Table | None) -> None:
+        """Stage good rows (file order) with their digests and their leaves (``row`` indexes ``table``)."""
+        if not table.num_rows:
+            return
+        table = table.append_column(_DIGEST[0], pa.array(hi, pa.uint64())).append_column(
+            _DIGEST[1], pa.array(lo, pa.uint64())
+        )
+        if self._rows is None:
+            self._rows = pq.ParquetWriter(self.rows_path, table.schema, compression="lz4")
+        self._rows.write_table(table, row_group_size=READ_ROWS)
+        if leaves is not None and leaves.num_rows:
+            seq = pa.array(np.asarray(leaves.column("row"), dtype=np.int64) + self.staged, pa.int64())
+            staged = pa.table([seq, *leaves.drop_columns(["row"]).columns], schema=_LEAVES)
+            if self._leaves is None:
+                self._leaves = pq.ParquetWriter(self.leaves_path, _LEAVES, compression="lz4")
+            self._leaves.write_table(staged, row_group_size=READ_ROWS * 4)
+        self.staged += table.num_rows
 
-    def _maybe_seen(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        pos = self._positions(hi, lo)
-        words = self._filter[(pos >> np.uint64(6)).astype(np.int64)]
-        hit = (words >> (pos & np.uint64(63))) & np.uint64(1)
-        return hit.all(axis=0).astype(bool)
+    def _first_rows(self) -> np.ndarray:
+        """Per staged row: is it the first of its digest in file order?"""
+        import duckdb
 
-    def _add(self, hi: np.ndarray, lo: np.ndarray) -> None:
-        pos = self._positions(hi, lo).ravel()
-        np.bitwise_or.at(self._filter, (pos >> np.uint64(6)).astype(np.int64), np.uint64(1) << (pos & np.uint64(63)))
-        order = np.argsort(hi, kind="stable")  # values sharing an insertion point must go in sorted
-        hi, lo = hi[order], lo[order]
-        where = np.searchsorted(self._mem_hi, hi)
-        self._mem_hi = np.insert(self._mem_hi, where, hi)
-        self._mem_lo = np.insert(self._mem_lo, where, lo)
-        self._seen += len(hi)
-        if len(self._mem_hi) >= RUN_ROWS:
-            self._spill()
-
-    def _spill(self) -> None:
-        n = len(self._runs)
-        arrays = []
-        for name, values in (("hi", self._mem_hi), ("lo", self._mem_lo)):
-            path = self.workdir / f"digests-{n:05d}.{name}.npy"
-            np.save(path, values)
-            arrays.append(np.load(path, mmap_mode="r"))
-        self._runs.append((arrays[0], arrays[1]))
-        self._mem_hi = np.empty(0, dtype=np.uint64)
-        self._mem_lo = np.empty(0, dtype=np.uint64)
-
-    def _in_runs(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        found = np.zeros(len(hi), dtype=bool)
-        for run_hi, run_lo in [(self._mem_hi, self._mem_lo), *self._runs]:
-            left = np.searchsorted(run_hi, hi, "left")
-            right = np.searchsorted(run_hi, hi, "right")
-            for i in np.flatnonzero(right > left):
-                if not found[i] and (np.asarray(run_lo[left[i] : right[i]]) == lo[i]).any():
-                    found[i] = True
-        return found
-
-    def first_seen(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """Mark, for a batch in file order, the rows whose digest was not seen before (and remember them)."""
-        hi = np.ascontiguousarray(hi, dtype=np.uint64)
-        lo = np.ascontiguousarray(lo, dtype=np.uint64)
-        keep = np.zeros(len(hi), dtype=bool)
-        if not len(hi):
-            return keep
-        # first occurrence of each digest inside the batch
-        order = np.lexsort((np.arange(len(hi)), lo, hi))
-        sh, sl = hi[order], lo[order]
-        first_in_batch = np.ones(len(hi), dtype=bool)
-        first_in_batch[1:] = (sh[1:] != sh[:-1]) | (sl[1:] != sl[:-1])
-        candidates = np.sort(order[first_in_batch])
-        # against earlier batches: the Bloom filter rules most rows out, the runs decide the rest
-        maybe = self._maybe_seen(hi[candidates], lo[candidates])
-        seen = np.zeros(len(candidates), dtype=bool)
-        if maybe.any():
-            idx = np.flatnonzero(maybe)
-            seen[idx] = self._in_runs(hi[candidates[idx]], lo[candidates[idx]])
-        new = candidates[~seen]
-        keep[new] = True
-        self._add(hi[new], lo[new])
+        keep = np.zeros(self.staged, dtype=bool)
+        con = duckdb.connect()
+        try:
+            con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+            con.execute("set preserve_insertion_order = false")
+            con.execute("set temp_directory = ?", [str(self.workdir / "spill")])
+            reader = con.execute(
+                "select min(file_row_number) as seq from read_parquet(?, file_row_number = true) "
+                "group by _digest_hi, _digest_lo",
+                [str(self.rows_path)],
+            ).to_arrow_reader(1 << 20)
+            for batch in reader:
+                keep[np.asarray(batch.column(0), dtype=np.int64)] = True
+        finally:
+            con.close()
         return keep
+
+    def batches(self) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+        """The staged rows in file order, each digest's first row only, with their leaves (``row``, ``path``,
+        ``value_text``, ``value_type``; ``row`` indexes the batch). Sets ``duplicates``."""
+        for writer in (self._rows, self._leaves):
+            if writer is not None:
+                writer.close()
+        if self._rows is None:
+            return
+        keep = self._first_rows()
+        self.duplicates = int(self.staged - keep.sum())
+        rows = pq.ParquetFile(self.rows_path)
+        columns = [n for n in rows.schema_arrow.names if n not in _DIGEST]
+        leaves = _Leaves(self.leaves_path if self._leaves is not None else None)
+        start = 0
+        for batch in rows.iter_batches(batch_size=READ_ROWS, columns=columns, use_threads=False):
+            end = start + batch.num_rows
+            mask = keep[start:end]
+            table = pa.Table.from_batches([batch])
+            if not mask.all():
+                table = table.filter(pa.array(mask))
+            yield table, leaves.upto(end, start, mask)
+            start = end
+
+
+class _Leaves:
+    """The staged leaves read in ``seq`` order, handed out per batch of rows."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._batches = (
+            iter(pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS * 4, use_threads=False)) if path else iter(())
+        )
+        self._pending: pa.Table | None = None
+
+    def upto(self, end: int, start: int, mask: np.ndarray) -> pa.Table:
+        """Leaves of rows ``start`` to ``end`` (exclusive), of the rows ``mask`` keeps, renumbered to them."""
+        parts = []
+        while True:
+            if self._pending is None:
+                nxt = next(self._batches, None)
+                if nxt is None:
+                    break
+                self._pending = pa.Table.from_batches([nxt])
+            seq = np.asarray(self._pending.column("seq"), dtype=np.int64)
+            cut = int(np.searchsorted(seq, end))
+            parts.append(self._pending.slice(0, cut))
+            if cut < len(seq):
+                self._pending = self._pending.slice(cut)
+                break
+            self._pending = None
+        table = pa.concat_tables(parts) if parts else _LEAVES.empty_table()
+        local = np.asarray(table.column("seq"), dtype=np.int64) - start
+        new_index = np.cumsum(mask, dtype=np.int64) - 1
+        kept = mask[local]
+        rows = pa.array(new_index[local][kept], pa.int64())
+        return pa.table([rows, *table.drop_columns(["seq"]).filter(pa.array(kept)).columns],
+                        names=["row", "path", "value_text", "value_type"])  # fmt: skip

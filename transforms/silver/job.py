@@ -35,7 +35,7 @@ from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
 from transforms.silver.casting import blank_to_null, cast_table
-from transforms.silver.dedup import Deduplicator
+from transforms.silver.dedup import StagedRows
 from transforms.silver.fast_reader import NotClean, iter_clean_batches
 from transforms.silver.quarantine import QuarantineWriter, quarantine_max_rate
 from transforms.silver.schemas import (
@@ -123,13 +123,14 @@ class ResourceStats:
 
 @dataclass
 class Batch:
-    """Good, typed, first-seen rows of one resource (bronze order), with their flattened JSON leaves.
+    """Good, typed rows of one resource (bronze order), with their flattened JSON leaves and row digests.
 
     ``leaves`` has ``row`` (index into ``table``), ``path``, ``value_text``, ``value_type``.
     """
 
     table: pa.Table
     leaves: pa.Table | None
+    digests: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint64), np.empty(0, np.uint64))  # per row: hi, lo
 
 
 _HASH_SQL = "select md5(concat_ws(chr(31), {columns})) as row_hash from raw"
@@ -173,11 +174,10 @@ def _row_hashes(raw: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class _Bronze:
-    """One resource's bronze export of a day: its files, the rows its manifest states (0 if none) and the resource
-    as exported (for profiles_v2 its fields include the custom attributes the manifest says were requested)."""
+    """One resource's bronze export of a day: its files and the resource as exported (for profiles_v2 its fields
+    include the custom attributes the manifest says were requested)."""
 
     files: list[Path]
-    rows: int
     resource: Resource
 
 
@@ -192,12 +192,11 @@ def _bronze_parts(layout: Layout, resource: str, day: dt.date) -> _Bronze:
     missing = [str(p) for p in parts if not p.exists()]
     if missing:
         raise SilverError(f"bronze manifest {manifest_path} lists files that are missing: {missing}")
-    rows = manifest.get("rows")
     res = RESOURCES[resource]
     if res.takes_custom_attributes:
         attributes = tuple(f for f in manifest.get("fields", ()) if f not in res.fields)
         res = dataclasses.replace(res, fields=res.fields + attributes)
-    return _Bronze(parts, rows if isinstance(rows, int) and rows > 0 else 0, res)
+    return _Bronze(parts, res)
 
 
 @dataclass
@@ -274,7 +273,6 @@ def _read_batches(
     layout: Layout,
     quarantine: QuarantineWriter,
     stats: ResourceStats,
-    dedup: Deduplicator,
 ) -> Iterator[Batch]:
     required = REQUIRED_FIELDS[resource.name]
     types = {f: FIELD_TYPES.get(f, pa.string()) for f in resource.fields}
@@ -290,7 +288,7 @@ def _read_batches(
             log.warning("%s: columns not in the %s contract kept in bronze only: %s", rel, resource.name, extra)
             stats.extra_columns = sorted(set(stats.extra_columns) | set(extra))
         for raw in _raw_batches(resource, path, header, rel, quarantine, stats):
-            batch = _type_batch(resource, rel, raw, types, required, json_fields, quarantine, stats, dedup)
+            batch = _type_batch(resource, rel, raw, types, required, json_fields, quarantine, stats)
             if batch is not None:
                 yield batch
 
@@ -313,7 +311,6 @@ def _type_batch(
     json_fields: list[str],
     quarantine: QuarantineWriter,
     stats: ResourceStats,
-    dedup: Deduplicator,
 ) -> Batch | None:
     n = raw.columns.num_rows
     if not n:
@@ -357,15 +354,12 @@ def _type_batch(
             if reason in TYPE_REASONS:
                 stats.type_mismatches[detail.split("=", 1)[0]] += 1
 
-    good_idx = np.flatnonzero(good)
-    if not len(good_idx):
+    keep_idx = np.flatnonzero(good)
+    if not len(keep_idx):
         return None
-    first = dedup.first_seen(hi[good_idx], lo[good_idx])
-    stats.duplicates += int(len(first) - first.sum())
-    stats.rows_good += int(first.sum())
-    keep_idx = good_idx[first]
+    stats.rows_good += len(keep_idx)
     table = pa.Table.from_pydict({f: result.columns[f] for f in resource.fields})
-    if len(keep_idx) == n:  # the usual case: every row good and new
+    if len(keep_idx) == n:  # the usual case: every row good
         table = table.append_column("row_hash", hashes)
     else:
         keep = pa.array(keep_idx, pa.int64())
@@ -379,7 +373,7 @@ def _type_batch(
         new_index[keep_idx] = np.arange(len(keep_idx), dtype=np.int64)
         mapped = new_index[np.asarray(leaves.column("row"), dtype=np.int64)]
         leaves = leaves.set_column(0, "row", pa.array(mapped, pa.int64())).filter(pa.array(mapped >= 0))
-    return Batch(table, leaves)
+    return Batch(table, leaves, (hi[keep_idx], lo[keep_idx]))
 
 
 def _observations(resource: str, table: pa.Table) -> pa.Table:
@@ -650,11 +644,13 @@ def _write_tables(
         try:
             for name in SILVER_RESOURCES:
                 bronze = parts[name]
-                dedup_dir = workdir / name
-                dedup_dir.mkdir()
-                dedup = Deduplicator(dedup_dir, bronze.rows)
-                batches = _read_batches(bronze.resource, bronze.files, layout, quarantines[name], stats[name], dedup)
-                for batch in batches:
+                staged = StagedRows(workdir, name)
+                for batch in _read_batches(bronze.resource, bronze.files, layout, quarantines[name], stats[name]):
+                    staged.add(batch.table, *batch.digests, batch.leaves)
+                    del batch
+                # exact duplicates (same digest) are dropped by DuckDB over the whole day: first row kept
+                for kept, leaves in staged.batches():
+                    batch = Batch(kept, leaves)
                     table = batch.table
                     if name == "profiles_v2":
                         profiles.append(batch)
@@ -672,6 +668,8 @@ def _write_tables(
                             props = _event_properties(table, batch.leaves)
                             writers["tmp_event_properties"].write(_with_export_date(props, day))
                     del table, batch
+                stats[name].duplicates += staged.duplicates
+                stats[name].rows_good -= staged.duplicates
             perm, attrs = _profiles(profiles, parts["profiles_v2"].resource, day, stats["profiles_v2"])
             observations.aggregate(
                 [

@@ -18,7 +18,7 @@ from ingest.appmetrica.resources import RESOURCES
 from transforms.silver import build_silver, fast_reader, properties
 from transforms.silver.bronze_reader import Record, iter_records, read_header
 from transforms.silver.casting import _cast_temporal, blank_to_null
-from transforms.silver.dedup import Deduplicator
+from transforms.silver.dedup import StagedRows
 
 
 def _write(tmp_path: Path, body: bytes, name: str = "x.csv.gz") -> Path:
@@ -227,24 +227,36 @@ def test_blank_to_null_on_slices() -> None:
         assert out.to_pylist() == [None if v == "" else v for v in arr.to_pylist()]
 
 
-def test_deduplicator_is_exact_across_batches_and_spilled_runs(tmp_path: Path, monkeypatch) -> None:
+def test_staged_rows_keep_each_digests_first_row_in_file_order(tmp_path: Path, monkeypatch) -> None:
     from transforms.silver import dedup
 
-    monkeypatch.setattr(dedup, "RUN_ROWS", 50)  # many runs on disk
+    monkeypatch.setattr(dedup, "READ_ROWS", 50)  # read back in many batches, leaves across their bounds
     rng = np.random.default_rng(7)
     digests = rng.integers(0, 2**63, size=(400, 2), dtype=np.uint64)
     stream = digests[rng.integers(0, len(digests), size=3000)]  # plenty of repeats, near and far
-    d = Deduplicator(tmp_path, expected_rows=10)  # a tiny filter: many false "maybe seen"
-    seen: set[tuple[int, int]] = set()
+    staged = StagedRows(tmp_path, "x")
     for start in range(0, len(stream), 97):
         batch = stream[start : start + 97]
-        keep = d.first_seen(batch[:, 0], batch[:, 1])
-        expected = []
-        for hi, lo in batch.tolist():
-            expected.append((hi, lo) not in seen)
-            seen.add((hi, lo))
-        assert keep.tolist() == expected
-    assert len(list(tmp_path.glob("digests-*.hi.npy"))) >= 5
+        seq = np.arange(start, start + len(batch))
+        rows = np.repeat(np.arange(len(batch)), 2)  # two leaves per row
+        leaves = pa.table({"row": rows, "path": [f"p{seq[r]}" for r in rows], "value_text": pa.nulls(len(rows),
+                           pa.string()), "value_type": ["null"] * len(rows)})  # fmt: skip
+        staged.add(pa.table({"seq": seq}), batch[:, 0], batch[:, 1], leaves)
+    got_seq, got_paths = [], []
+    for table, leaves in staged.batches():
+        seq = table.column("seq").to_pylist()
+        got_seq += seq
+        rows, paths = leaves["row"].to_pylist(), leaves["path"].to_pylist()
+        got_paths += [f"p{seq[r]}" == p for r, p in zip(rows, paths, strict=True)]
+        assert leaves.num_rows == 2 * table.num_rows
+    seen: set[tuple[int, int]] = set()
+    expected = []
+    for i, (hi, lo) in enumerate(stream.tolist()):
+        if (hi, lo) not in seen:
+            expected.append(i)
+        seen.add((hi, lo))
+    assert got_seq == expected and all(got_paths)
+    assert staged.duplicates == len(stream) - len(expected)
 
 
 def test_event_ids_are_md5_of_the_exported_values(layout, write_bronze, empty_bronze) -> None:
