@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MEMORY_LIMIT = "384MB"
-READ_ROWS = 64 * 1024
+READ_ROWS = 64 * 1024  # leaves read back at a time
 _DIGEST = ("_digest_hi", "_digest_lo")
 _LEAVES = pa.schema([("seq", pa.int64()), ("path", pa.string()), ("value_text", pa.string()),
                      ("value_type", pa.string())])  # fmt: skip
@@ -45,13 +45,13 @@ class StagedRows:
         )
         if self._rows is None:
             self._rows = pq.ParquetWriter(self.rows_path, table.schema, compression="lz4")
-        self._rows.write_table(table, row_group_size=READ_ROWS)
+        self._rows.write_table(table, row_group_size=table.num_rows)  # read back batch for batch
         if leaves is not None and leaves.num_rows:
             seq = pa.array(np.asarray(leaves.column("row"), dtype=np.int64) + self.staged, pa.int64())
             staged = pa.table([seq, *leaves.drop_columns(["row"]).columns], schema=_LEAVES)
             if self._leaves is None:
                 self._leaves = pq.ParquetWriter(self.leaves_path, _LEAVES, compression="lz4")
-            self._leaves.write_table(staged, row_group_size=READ_ROWS * 4)
+            self._leaves.write_table(staged, row_group_size=READ_ROWS)
         self.staged += table.num_rows
 
     def _first_rows(self) -> np.ndarray:
@@ -76,8 +76,9 @@ class StagedRows:
         return keep
 
     def batches(self) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-        """The staged rows in file order, each digest's first row only, with their leaves (``row``, ``path``,
-        ``value_text``, ``value_type``; ``row`` indexes the batch). Sets ``duplicates``."""
+        """The staged rows in file order, each digest's first row only, in the batches they were staged in, with
+        their leaves (``row``, ``path``, ``value_text``, ``value_type``; ``row`` indexes the batch). Sets
+        ``duplicates``."""
         for writer in (self._rows, self._leaves):
             if writer is not None:
                 writer.close()
@@ -89,10 +90,10 @@ class StagedRows:
         columns = [n for n in rows.schema_arrow.names if n not in _DIGEST]
         leaves = _Leaves(self.leaves_path if self._leaves is not None else None)
         start = 0
-        for batch in rows.iter_batches(batch_size=READ_ROWS, columns=columns, use_threads=False):
-            end = start + batch.num_rows
+        for group in range(rows.num_row_groups):
+            table = rows.read_row_group(group, columns=columns, use_threads=False)
+            end = start + table.num_rows
             mask = keep[start:end]
-            table = pa.Table.from_batches([batch])
             if not mask.all():
                 table = table.filter(pa.array(mask))
             yield table, leaves.upto(end, start, mask)
@@ -104,7 +105,7 @@ class _Leaves:
 
     def __init__(self, path: Path | None) -> None:
         self._batches = (
-            iter(pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS * 4, use_threads=False)) if path else iter(())
+            iter(pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, use_threads=False)) if path else iter(())
         )
         self._pending: pa.Table | None = None
 
