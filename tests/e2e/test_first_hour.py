@@ -190,7 +190,8 @@ def _answers(url: str) -> bool:
 
 def test_the_quick_start_in_the_browser(demo: str, clone: Clone, http_receiver: Any) -> None:
     """README step 3: `make airflow PORT=...`, sign in with the printed password, trigger a day with the form; the
-    run succeeds, says what it made (task logs, Asset events, one success alert), and the docs open styled."""
+    run succeeds, says what it made (task logs, Asset events, one success alert), the docs open styled and the run
+    report shows its plots."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     port = free_port()
@@ -274,6 +275,15 @@ def test_the_quick_start_in_the_browser(demo: str, clone: Clone, http_receiver: 
             wait_for("the GX Data Docs' stylesheets", lambda: (browser.evaluate(styled) or 0) >= 3, 60)
             assert browser.evaluate("typeof document.querySelector('iframe').contentWindow.jQuery") == "function"
             browser.screenshot(ARTIFACTS / "6-gx-docs.png")
+
+            browser.open(f"{base}/plugin/run-report")  # the newest run's report: the day just triggered
+            browser.wait_for_text([f"Run report {TRIGGERED_DAY}"], timeout=90)
+            plots = f"""(() => {{ const d = document.querySelector('iframe').contentDocument;
+              return d && d.body.innerText.includes('Run report {TRIGGERED_DAY}')
+                ? [...d.querySelectorAll('svg.plot')].filter(p => p.getBoundingClientRect().width > 100).length
+                : 0; }})()"""
+            wait_for("the run report's plots", lambda: (browser.evaluate(plots) or 0) >= 3, 60)
+            browser.screenshot(ARTIFACTS / "7-run-report.png")
     finally:
         _kill_tree(proc.pid)
 
