@@ -2,22 +2,27 @@
 
 The demo Logs API and a moto S3 server run on loopback with secrets known to the test, passed
 as Airflow connections through the environment, exactly as a user points the DAG at real
-services. After the run every layer is checked, and every log line and file is searched for
+services. The day runs once on local disk (a module fixture) and once with the whole lake on S3,
+and the two are compared. After the run every layer is checked, and every log line and file is searched for
 the secrets.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import io
 import json
 import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from pipeline_env import MARTS, SILVER, dags_test_env
 
@@ -25,14 +30,17 @@ from ingest.appmetrica.demo.server import DemoLogsApiServer
 
 pytestmark = pytest.mark.e2e
 
-DAY = "2026-11-01"
+DAY, NEXT_DAY = "2026-11-01", "2026-11-02"
 BUCKET = "lakehouse-e2e"
+LAKE_BUCKET, LAKE_PREFIX = "lakehouse-lake-e2e", "lake"
+DEVICES = 400
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
 def _env(tmp_path: Path, api_url: str, token: str, s3_url: str, secret: str) -> dict[str, str]:
-    return dags_test_env(tmp_path / "airflow", tmp_path / "data", api_url=api_url, token=token, s3_url=s3_url,
-                         secret=secret, bucket=BUCKET, access_key="e2e-access-key")  # fmt: skip
+    env = dags_test_env(tmp_path / "airflow", tmp_path / "data", api_url=api_url, token=token, s3_url=s3_url,
+                        secret=secret, bucket=BUCKET, access_key="e2e-access-key")  # fmt: skip
+    return env | {"LAKEHOUSE_LOOKBACK_DAYS": "1"}
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:
@@ -43,7 +51,23 @@ def _files_containing(root: Path, needle: bytes) -> list[str]:
     return hits
 
 
-def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint, postgres):
+@dataclass
+class LocalRun:
+    """One `lakehouse dags-test` of DAY on local disk: its folder, output, secrets and the demo Logs API it used."""
+
+    root: Path
+    output: str
+    token: str
+    secret: str
+    api: DemoLogsApiServer
+    s3: Any
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, postgres: Any) -> Iterator[LocalRun]:
+    """The day on local disk, shared by the end-to-end checks and the lake-on-S3 comparison (which reuses its
+    demo Logs API, so both runs export the same data)."""
+    root = tmp_path_factory.mktemp("dags-test")
     postgres.createdb("e2e_bi")
     token = "tok-" + secrets.token_hex(16)
     secret = "sec-" + secrets.token_hex(16)
@@ -51,15 +75,21 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint, postgres):
                       aws_access_key_id="e2e-access-key", aws_secret_access_key=secret)  # fmt: skip
     s3.create_bucket(Bucket=BUCKET)
 
-    with DemoLogsApiServer(token=token, application_id="1234567", devices=400, anomaly_rate=0.004) as api:
-        env = _env(tmp_path, api.url, token, s3_endpoint, secret)
+    with DemoLogsApiServer(token=token, application_id="1234567", devices=DEVICES, anomaly_rate=0.004) as api:
+        env = _env(root, api.url, token, s3_endpoint, secret)
         env["AIRFLOW_CONN_LAKEHOUSE_BI"] = json.dumps(postgres.connection("e2e_bi"))
         proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
                               timeout=1200, check=False)  # fmt: skip
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-6000:]
+        yield LocalRun(root, output, token, secret, api, s3)
 
-    data = tmp_path / "data"
+
+def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -> None:
+    root, output, s3 = local_run.root, local_run.output, local_run.s3
+    token, secret = local_run.token, local_run.secret
+
+    data = root / "data"
     report = json.loads((data / "reports/appmetrica_lakehouse" / f"date={DAY}" / "summary.json").read_text())
     for resource in ("events", "sessions_starts", "installations", "profiles_v2"):
         manifest = json.loads((data / "bronze/appmetrica" / resource / f"date={DAY}" / "_manifest.json").read_text())
@@ -75,7 +105,7 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint, postgres):
     events = scalar("select count(*) from read_parquet(?)", f"{data}/silver/events_part/date={DAY}/*.parquet")
     assert events == report["silver_rows"]["events_part"] > 0
     all_events = scalar("select count(*) from read_parquet(?)", f"{data}/silver/events_part/*/*.parquet")
-    assert report["silver_rebuilt"] == ["2026-10-29", "2026-10-30", "2026-10-31", DAY], "the lookback days too"
+    assert report["silver_rebuilt"] == ["2026-10-31", DAY], "the lookback day too"
     # Nothing silently dropped: every exported event row is in silver, a removed duplicate, or quarantined.
     quarantined = scalar("select count(*) from read_parquet(?)", f"{data}/quarantine/events/date={DAY}/*.parquet")
     assert quarantined == report["quarantined_rows"]["events"] > 0
@@ -135,7 +165,7 @@ def test_dags_test_runs_the_day_end_to_end(tmp_path, s3_endpoint, postgres):
 
     for needle in (token, secret):
         assert needle not in output, "a secret appeared in the run's output"
-        assert _files_containing(tmp_path, needle.encode()) == []
+        assert _files_containing(root, needle.encode()) == []
 
 
 def test_dags_test_fails_with_a_clear_message_when_the_token_is_rejected(tmp_path, s3_endpoint):
@@ -150,74 +180,101 @@ def test_dags_test_fails_with_a_clear_message_when_the_token_is_rejected(tmp_pat
     assert not (tmp_path / "data/silver").exists()
 
 
-def _shift_timestamps(fields: list[str], rows: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
-    """Three events whose Unix timestamp disagrees with their local datetime by 3 hours (a time-zone slip)."""
-    for row in rows[10:13]:
-        row["event_timestamp"] = str(int(row["event_timestamp"]) + 3 * 3600)
-    return fields, rows
-
-
-def _s3_keys(s3) -> list[str]:
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-
-
-def test_a_failed_quality_gate_stops_gold_and_publish(tmp_path, s3_endpoint):
-    """Silver that parses but is wrong (timestamps off the app time zone) is stopped by GX, not published."""
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="e2e-access-key", aws_secret_access_key="gate-secret")  # fmt: skip
-    s3.create_bucket(Bucket=BUCKET + "-gate")
-    with DemoLogsApiServer(token="gate-token", application_id="1234567", devices=120) as api:
-        api.tamper("events", rows=_shift_timestamps)
-        env = _env(tmp_path, api.url, "gate-token", s3_endpoint, "gate-secret") | {
-            "LAKEHOUSE_S3_BUCKET": BUCKET + "-gate"
-        }
-        proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
-                              timeout=900, check=False)  # fmt: skip
+def _dags_test(env: dict[str, str], day: str) -> str:
+    proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", day], env=env, capture_output=True, text=True,
+                          timeout=900, check=False)  # fmt: skip
     output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output[-4000:]
-    data = tmp_path / "data"
-    assert list((data / "silver/events_part" / f"date={DAY}").glob("*.parquet")), "silver is kept for inspection"
-    assert not (data / "gold").exists(), "gold must not be built from silver that failed the gate"
-    assert s3.list_objects_v2(Bucket=BUCKET + "-gate").get("KeyCount", 0) == 0, "nothing may be published"
-    # The task log says in plain words which expectation failed on which table, with examples.
-    assert "silver quality gate failed" in output
-    assert "events_part" in output and "_tz_offset_ok" in output
-    report = json.loads((data / "reports/appmetrica_lakehouse" / f"date={DAY}" / "summary.json").read_text())
-    assert report["status"] == "failed" and report["failed_step"] == "quality"
-    failed = report["failures"]["quality"]["details"]["tables"]["events_part"]["failed"]
-    assert [f["column"] for f in failed] == ["_tz_offset_ok"]
-    assert (data / "docs/gx/index.html").exists(), "the Data Docs show the failed validation"
+    assert proc.returncode == 0, output[-6000:]
+    return output
 
 
-def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
-    """Silver history damaged outside the day (a partition filed twice) passes the day's gate; dbt's unique test
-    on the event key fails, so no gold file is replaced and nothing is published."""
-    from ingest.appmetrica import RESOURCES, AppMetricaSettings, extract_resource
-    from lakehouse.settings import Layout
-    from transforms.silver import build_silver
+class PointerReader:
+    """Reads the lake on S3 the way every reader must: pointer first, then exactly the files it names."""
 
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="e2e-access-key", aws_secret_access_key="dbt-secret")  # fmt: skip
-    s3.create_bucket(Bucket=BUCKET + "-dbt")
-    layout = Layout(tmp_path / "data")
-    earlier = "2026-10-27"
-    with DemoLogsApiServer(token="dbt-token", application_id="1234567", devices=120) as api:
-        settings = AppMetricaSettings.from_connection(api.url, "dbt-token", {"application_id": "1234567"})
-        for resource in RESOURCES:
-            extract_resource(resource, earlier, settings=settings, layout=layout)
-        build_silver(dt.date.fromisoformat(earlier), layout)
-        good = layout.silver("events_part", dt.date.fromisoformat(earlier))
-        shutil.copytree(good, good.parent / "date=2026-10-26")  # the same events filed under a second date
-        env = _env(tmp_path, api.url, "dbt-token", s3_endpoint, "dbt-secret") | {"LAKEHOUSE_S3_BUCKET": BUCKET + "-dbt"}
-        proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
-                              timeout=900, check=False)  # fmt: skip
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output[-4000:]
-    assert "unique" in output and "event_id" in output
-    assert output.count("running: dbt build") == 1, "a failed data test is not retried (the verdict would repeat)"
-    assert not list((layout.root / "gold").rglob("*.parquet")), "no gold file is written when a dbt test fails"
-    assert s3.list_objects_v2(Bucket=BUCKET + "-dbt").get("KeyCount", 0) == 0, "nothing may be published"
-    report = json.loads((layout.root / "reports/appmetrica_lakehouse" / f"date={DAY}" / "summary.json").read_text())
-    assert report["status"] == "failed" and report["failed_step"] == "gold"
-    assert report["quality_gate"]["success"] is True
-    assert any("event_id" in json.dumps(f) for f in report["failures"]["gold"]["details"])
+    def __init__(self, s3, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def _get(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def tables(self, rel: str) -> list:
+        pointer = json.loads(self._get(f"{LAKE_PREFIX}/{rel}/_current.json"))
+        base = f"{LAKE_PREFIX}/{rel}/_v/{pointer['version']}"
+        return [pq.read_table(io.BytesIO(self._get(f"{base}/{f['name']}")))
+                for f in pointer["files"] if f["name"].endswith(".parquet")]  # fmt: skip
+
+    def rows(self, rel: str) -> int:
+        return sum(t.num_rows for t in self.tables(rel))
+
+    def json(self, rel: str) -> dict:
+        return json.loads(self._get(f"{LAKE_PREFIX}/{rel}"))
+
+
+def _sorted_rows(tables: list) -> list[tuple]:
+    con = duckdb.connect()
+    rows = []
+    for i, table in enumerate(tables):
+        con.register(f"t{i}", table)
+        rows.extend(con.execute(f"select * from t{i}").fetchall())  # noqa: S608 - registered names
+    return sorted(rows, key=repr)
+
+
+def test_the_whole_lake_on_s3_gives_the_same_results_as_local_disk(
+    local_run: LocalRun, tmp_path: Path, s3_endpoint: str
+) -> None:
+    """The same day again with ``LAKEHOUSE_STORAGE_URL=s3://...`` on moto, on the same demo data as the local run.
+    Its results are read back by following the partitions' pointers (as every reader must) and compared with the
+    local run: the same silver row counts per table and the same gold mart contents, row for row. Then its local
+    scratch folder is deleted and the next day is run on a fresh one, so no step may rely on files an earlier task
+    left on its worker. The connection's secret appears in no output and no file."""
+    token, secret, s3 = local_run.token, local_run.secret, local_run.s3
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    local_data, scratch = local_run.root / "data", tmp_path / "scratch"
+    lake_env = _env(tmp_path, local_run.api.url, token, s3_endpoint, secret) | {
+        "LAKEHOUSE_DATA_DIR": str(scratch), "LAKEHOUSE_S3_BUCKET": LAKE_BUCKET,
+        "LAKEHOUSE_STORAGE_URL": f"s3://{LAKE_BUCKET}/{LAKE_PREFIX}",
+    }  # fmt: skip
+    outputs = [_dags_test(lake_env, DAY)]
+
+    assert f"dbt reads silver from s3://{LAKE_BUCKET}/{LAKE_PREFIX}/silver through httpfs" in outputs[0]
+    assert "dbt reads silver from" not in local_run.output, "the local-disk run reads silver from disk"
+    reader = PointerReader(s3, LAKE_BUCKET)
+    report = reader.json(f"reports/appmetrica_lakehouse/date={DAY}/summary.json")
+    assert report["status"] == "success"
+    local_report = json.loads((local_data / f"reports/appmetrica_lakehouse/date={DAY}/summary.json").read_text())
+    for table in SILVER:
+        local_rows = pq.ParquetDataset(local_data / "silver" / table / f"date={DAY}").read().num_rows
+        assert reader.rows(f"silver/{table}/date={DAY}") == local_rows == report["silver_rows"][table], table
+    assert report["quarantined_rows"] == local_report["quarantined_rows"]
+    assert reader.rows(f"quarantine/events/date={DAY}") == report["quarantined_rows"]["events"]
+    for mart in MARTS:
+        local_tables = [pq.read_table(p) for p in sorted((local_data / "gold" / mart).rglob("*.parquet"))]
+        lake_rows = _sorted_rows(reader.tables(f"gold/{mart}"))
+        assert lake_rows, mart
+        assert lake_rows == _sorted_rows(local_tables), f"gold mart {mart} differs from the local-disk run"
+    # Gold was published from the lake as from disk: the same manifest rows.
+    published = s3.list_objects_v2(Bucket=LAKE_BUCKET, Prefix=f"gold/_manifests/date={DAY}/")["KeyCount"]
+    assert published >= 1
+    # Only the current version of each partition is left; nothing was written outside the prefix but publish.
+    keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET) for o in p["Contents"]]
+    versions: dict[str, set[str]] = {}
+    for key in keys:
+        if "/_v/" in key:
+            partition, _, rest = key.partition("/_v/")
+            versions.setdefault(partition, set()).add(rest.split("/", 1)[0])
+    assert versions and all(len(v) == 1 for v in versions.values()), versions
+    assert all(k.startswith((f"{LAKE_PREFIX}/", "gold/")) for k in keys)
+
+    # Another worker: an empty scratch folder; the next day needs the lookback day's bronze from the lake.
+    shutil.rmtree(scratch)
+    outputs.append(_dags_test(lake_env, NEXT_DAY))
+    next_report = reader.json(f"reports/appmetrica_lakehouse/date={NEXT_DAY}/summary.json")
+    assert next_report["status"] == "success"
+    assert next_report["silver_rebuilt"] == [NEXT_DAY], "the lookback day's bronze was read back from the lake"
+    assert reader.rows(f"silver/events_part/date={NEXT_DAY}") == next_report["silver_rows"]["events_part"] > 0
+    dates = {str(d) for t in reader.tables("gold/fct_device_daily") for d in t.column("event_date").to_pylist()}
+    assert {DAY, NEXT_DAY} <= dates, "gold covers the first run's day and the next one"
+
+    for needle in (token, secret):
+        assert all(needle not in out for out in outputs), "a secret appeared in a run's output"
+        assert _files_containing(tmp_path, needle.encode()) == []
