@@ -35,6 +35,7 @@ from lakehouse.storage import S3_CONN_ID, storage_url
 log = logging.getLogger(__name__)
 
 DELTA_LAYERS = ("silver", "quarantine", "gold")
+ROW_GROUP_ROWS = 128 * 1024
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Unsigned Arrow types and the signed type Delta stores them as (every value fits).
 _DELTA_TYPE = {
@@ -133,11 +134,21 @@ def _commit_properties(metadata: Mapping[str, str] | None) -> Any:
     return CommitProperties(custom_metadata=dict(metadata or {}))
 
 
+def _writer_properties() -> Any:
+    """Parquet settings of every lake table's data files: zstd, row groups of ~128k rows (statistics per group)."""
+    from deltalake import WriterProperties
+
+    return WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+
+
 def _write(loc: DeltaLocation, data: Any, *, predicate: str | None, partition_by: list[str] | None,
            metadata: Mapping[str, str] | None, what: str) -> int:  # fmt: skip
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
+    from lakehouse.failpoints import failpoint
+
+    failpoint("commit", f"{loc.rel} {what}")
     try:
         write_deltalake(
             loc.uri,
@@ -147,6 +158,7 @@ def _write(loc: DeltaLocation, data: Any, *, predicate: str | None, partition_by
             partition_by=partition_by,
             storage_options=loc.storage_options or None,
             commit_properties=_commit_properties(metadata),
+            writer_properties=_writer_properties(),
         )
     except CommitFailedError as exc:
         raise LakeCommitConflict(
@@ -237,6 +249,34 @@ def read_table(
         rows = rows.cast(pa.schema([schema.field(n) if n in schema.names else rows.schema.field(n)
                                     for n in rows.schema.names]))  # fmt: skip
     return rows
+
+
+def partition_files(loc: DeltaLocation, column: str) -> dict[dt.date, list[dict[str, Any]]]:
+    """The data files of each ``column`` (a date) partition of the current version: ``path``, ``size_bytes``,
+    ``num_records``, from the table's add actions (no data file is read); {} when there is no table.
+
+    A rewritten partition has new files (names carry a uuid), so the paths identify what a partition holds.
+    """
+    table = open_table(loc)
+    if table is None:
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True))
+    out: dict[dt.date, list[dict[str, Any]]] = {}
+    for row in actions.select(["path", "size_bytes", "num_records", f"partition.{column}"]).to_pylist():
+        day = row.pop(f"partition.{column}")
+        out.setdefault(day, []).append(row)
+    return {day: sorted(files, key=lambda f: f["path"]) for day, files in sorted(out.items())}
+
+
+def latest_commit(loc: DeltaLocation, match: Mapping[str, str], *, limit: int = 200) -> dict[str, Any] | None:
+    """The newest of the last ``limit`` commits whose metadata holds every key and value of ``match``, or None."""
+    table = open_table(loc)
+    if table is None:
+        return None
+    for commit in table.history(limit):
+        if all(commit.get(k) == v for k, v in match.items()):
+            return commit
+    return None
 
 
 def delta_extension() -> str:

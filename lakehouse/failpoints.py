@@ -5,8 +5,10 @@ it; then it kills the current process with SIGKILL on the spot: no ``finally`` b
 exactly what a ``kill -9`` or an OOM kill at that line would do. The value is ``name`` (the first
 time that point is reached) or ``name@text`` (the first time it is reached with ``text`` in
 ``where``, e.g. ``swap@silver/tmp_event_properties``). Points: ``swap`` (fsutil.staged_dir, just
-before a staged partition replaces the live one; ``where`` = the partition path) and
-``publish.upload`` (publish, after each gold object is in place; ``where`` = its key) and ``lake_pointer``
+before a staged partition replaces the live one; ``where`` = the partition path), ``commit``
+(lakehouse/delta.py, just before a lake table's Delta commit is written; ``where`` = ``<layer>/<table> <what>``,
+e.g. ``silver/events_part export_date=2026-11-01``) and ``publish.upload`` (publish, after each gold object
+is in place; ``where`` = its key) and ``lake_pointer``
 (lakehouse/storage.py, a commit's files uploaded, its pointer not yet switched; ``where`` = the partition).
 """
 

@@ -13,8 +13,10 @@ from lakehouse.delta import (
     ConfigError,
     delta_schema,
     duckdb_connect_lake,
+    latest_commit,
     locate,
     open_table,
+    partition_files,
     read_table,
     replace_partition,
     replace_table,
@@ -93,3 +95,29 @@ def test_names_outside_the_lake_tables_are_refused(tmp_path: Path) -> None:
 def test_delta_schema_widens_every_unsigned_type() -> None:
     s = pa.schema([("a", pa.uint8()), ("b", pa.uint16()), ("c", pa.uint32()), ("d", pa.uint64()), ("e", pa.string())])
     assert [f.type for f in delta_schema(s)] == [pa.int16(), pa.int32(), pa.int64(), pa.decimal128(20, 0), pa.string()]
+
+
+def test_partition_files_name_what_each_day_holds_and_change_when_it_is_rewritten(loc) -> None:
+    assert partition_files(loc, "date") == {}
+    replace_partition(loc, _rows(D1, IDS), column="date", value=D1)
+    replace_partition(loc, _rows(D2, IDS[:2]), column="date", value=D2)
+    first = partition_files(loc, "date")
+    assert sorted(first) == [D1, D2]
+    assert [sum(f["num_records"] for f in first[d]) for d in (D1, D2)] == [len(IDS), 2]
+    assert all((Path(loc.uri) / f["path"]).is_file() and f["size_bytes"] > 0 for f in first[D1] + first[D2])
+    replace_partition(loc, _rows(D1, IDS), column="date", value=D1)  # the same rows again: new files
+    second = partition_files(loc, "date")
+    assert second[D2] == first[D2] and {f["path"] for f in second[D1]}.isdisjoint(f["path"] for f in first[D1])
+
+
+def test_latest_commit_finds_the_newest_commit_with_the_given_metadata(loc) -> None:
+    assert latest_commit(loc, {"lakehouse.export_date": "2026-11-01"}) is None
+    replace_partition(loc, _rows(D1, IDS), column="date", value=D1, metadata={"lakehouse.export_date": "2026-11-01",
+                                                                              "lakehouse.run": "a"})  # fmt: skip
+    replace_partition(loc, _rows(D2, IDS), column="date", value=D2, metadata={"lakehouse.export_date": "2026-11-02"})
+    replace_partition(loc, _rows(D1, IDS), column="date", value=D1, metadata={"lakehouse.export_date": "2026-11-01",
+                                                                              "lakehouse.run": "b"})  # fmt: skip
+    found = latest_commit(loc, {"lakehouse.export_date": "2026-11-01"})
+    assert found["lakehouse.run"] == "b" and found["version"] == 2
+    assert latest_commit(loc, {"lakehouse.export_date": "2026-11-01", "lakehouse.run": "a"})["version"] == 0
+    assert latest_commit(loc, {"lakehouse.export_date": "2026-11-01", "lakehouse.run": "a"}, limit=1) is None
