@@ -38,18 +38,17 @@ def silver(data_dir: str, day: str) -> dict:
 
 def gold(data_dir: str, day: str) -> dict:
     """``build_gold`` as a daily run calls it (``changed_dates=[day]``), or a full rebuild (``full``)."""
-    import pyarrow.parquet as pq
-
+    from lakehouse.delta import locate, partition_files
     from lakehouse.settings import Layout
     from transforms.gold import build_gold
 
     layout = Layout(Path(data_dir))
     changed = None if day == "full" else [dt.date.fromisoformat(day)]
     summary = build_gold(layout, changed_dates=changed)
-    files = layout.silver_table("events_part").glob("date=*/*.parquet")
+    files = partition_files(locate("silver/events_part", layout), "export_date")
     return {
         "mode": summary["mode"],
-        "events": sum(pq.read_metadata(f).num_rows for f in files),
+        "events": sum(f["num_records"] for found in files.values() for f in found),
         "marts": {m: info["rows"] for m, info in summary["marts"].items()},
         "data_tests": summary["data_tests"],
     }

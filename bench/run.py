@@ -174,7 +174,8 @@ def _gold_history() -> Path:
     """Silver for GOLD_DAYS generated days (the demo generator's population), built once and reused."""
     root = bench_dir() / "gold-history"
     marker = root / "bench-meta.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"days": GOLD_DAYS, "devices": GOLD_DEVICES}:
+    meta = {"days": GOLD_DAYS, "devices": GOLD_DEVICES, "silver": "delta"}
+    if marker.exists() and json.loads(marker.read_text()) == meta:
         return root
     shutil.rmtree(root, ignore_errors=True)
     _say(f"generating and building silver for {GOLD_DAYS} days ({GOLD_DEVICES:,} device slots) ...")
@@ -182,17 +183,29 @@ def _gold_history() -> Path:
         day = GOLD_FIRST + dt.timedelta(days=k)
         datagen.write_generated_day(root, day, GOLD_DEVICES)
         run(python_cmd("bench.paths", "silver", str(root), day.isoformat()), cwd=str(REPO_ROOT))
-    marker.write_text(json.dumps({"days": GOLD_DAYS, "devices": GOLD_DEVICES}))
+    marker.write_text(json.dumps(meta))
     return root
 
 
-def _copy_silver(src: Path, dst: Path, days: list[dt.date]) -> None:
-    shutil.rmtree(dst, ignore_errors=True)
-    for table in (src / "silver").iterdir():
+def _copy_silver(src: Path, dst: Path, days: list[dt.date], *, fresh: bool = True) -> None:
+    """The silver of ``days`` from the lake at ``src`` into the lake at ``dst`` (emptied first when ``fresh``)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from lakehouse.delta import locate, read_table, replace_partition
+    from lakehouse.settings import Layout
+    from transforms.silver.schemas import SILVER_TABLES
+
+    if fresh:
+        shutil.rmtree(dst, ignore_errors=True)
+    for table, spec in SILVER_TABLES.items():
+        source, target = locate(f"silver/{table}", Layout(src)), locate(f"silver/{table}", Layout(dst))
         for day in days:
-            part = table / f"date={day.isoformat()}"
-            if part.is_dir():
-                shutil.copytree(part, dst / "silver" / table.name / part.name)
+            rows = read_table(
+                source, filters=ds.field("export_date") == pa.scalar(day, pa.date32()), schema=spec.schema
+            )
+            if rows is not None:
+                replace_partition(target, rows, column="export_date", value=day)
 
 
 def gold_section(runs: int) -> dict[str, Any]:
@@ -218,8 +231,7 @@ def gold_section(runs: int) -> dict[str, Any]:
         snapshot = work / "after-day-29"
         for folder in ("warehouse", "gold"):
             shutil.copytree(month / folder, snapshot / folder)
-        _copy_silver(history, work / "day-30", days[-1:])
-        shutil.copytree(work / "day-30" / "silver", month / "silver", dirs_exist_ok=True)
+        _copy_silver(history, month, days[-1:], fresh=False)
         thirtieth: list[Measured] = []
         for i in range(runs + 1):  # day 30's run on the warehouse of days 1-29; run 0 is the warm-up
             for folder in ("warehouse", "gold"):

@@ -286,6 +286,23 @@ def staged_dir(target: Path) -> Iterator[Path]:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def scratch_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty, locked temporary folder for work on ``target`` (named as ``staged_dir`` names its stage);
+    it is removed afterwards. Folders of ``target`` that a killed process left are removed first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
+    folder, fd = _claim(target, folder=True)
+    assert isinstance(fd, int)
+    try:
+        yield folder
+    finally:
+        try:
+            _rmtree_quiet(folder)
+        finally:
+            os.close(fd)
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

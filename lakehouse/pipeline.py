@@ -143,24 +143,37 @@ def extract(resource: str, day: str | dt.date, settings: Any | None = None) -> d
             "days": days}  # fmt: skip
 
 
-def _built_from_path(layout: Layout, day: dt.date) -> Any:
-    return layout.root / "warehouse" / "silver_built_from" / f"date={day.isoformat()}.json"
+# Commit metadata of a silver day: the sha256 of each bronze part it was built from (JSON) and the run that built it.
+BUILT_FROM_KEY = "lakehouse.bronze_digests"
+RUN_KEY = "lakehouse.run_id"
 
 
 def _bronze_digests(layout: Layout, day: dt.date) -> dict[str, list[str] | None]:
     return {r: _part_digests(layout, r, day) for r in RESOURCES}
 
 
+def silver_built_from(layout: Layout, day: dt.date) -> dict[str, Any] | None:
+    """The bronze digests the silver of ``day`` was last built from: the metadata of the newest commit of that
+    export date to ``silver/events_part`` (committed last of a day's tables), or None when there is none."""
+    import json
+
+    from lakehouse.delta import latest_commit, locate
+    from transforms.silver.job import COMMIT_DATE_KEY
+
+    commit = latest_commit(locate("silver/events_part", layout), {COMMIT_DATE_KEY: day.isoformat()})
+    if commit is None or BUILT_FROM_KEY not in commit:
+        return None
+    return json.loads(commit[BUILT_FROM_KEY])
+
+
 def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) -> list[dt.date]:
     """``day`` itself, plus each lookback day whose bronze differs from the bronze its silver was built from
     (a changed export, a missing silver, or a run killed between the two).
 
-    The bronze on disk decides, not ``extracted`` (the extract results, which the DAG passes so that
-    silver waits for them): a run killed after a lookback export but before its silver swap leaves
-    bronze newer than silver, and the rerun, which finds the same bytes again, must still rebuild.
+    The bronze and the silver tables' commit metadata decide, not ``extracted`` (the extract results, which the DAG
+    passes so that silver waits for them): a run killed after a lookback export but before its silver commit
+    leaves bronze newer than silver, and the rerun, which finds the same bytes again, must still rebuild.
     """
-    import json
-
     day = parse_day(day)
     layout = Layout.from_env()
     lake = _lake(layout)
@@ -169,49 +182,42 @@ def days_to_rebuild(day: str | dt.date, extracted: list[dict[str, Any]] | None) 
         if lake.is_s3:  # this worker's scratch copy may be stale or empty: the store decides
             for resource in RESOURCES:
                 lake.hydrate(_rel(layout, layout.bronze(resource, when)))
-            lake.pull_file(_rel(layout, _built_from_path(layout, when)))
         digests = _bronze_digests(layout, when)
         if any(d is None for d in digests.values()):
             continue
-        record = _built_from_path(layout, when)
-        built_from = json.loads(record.read_text()) if record.exists() else None
-        events = _rel(layout, layout.silver("events_part", when))
-        silver_there = lake.has_partition(events) if lake.is_s3 else layout.silver("events_part", when).exists()
-        if built_from != digests or not silver_there:
+        if silver_built_from(layout, when) != digests:
             wanted.add(when)
     return sorted(wanted)
 
 
-def silver(day: str | dt.date, extracted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def silver(
+    day: str | dt.date, extracted: list[dict[str, Any]] | None = None, run_id: str | None = None
+) -> dict[str, Any]:
     """Build silver and quarantine for ``day`` and every lookback day whose export changed.
 
-    Returns the run day's summary, plus ``rebuilt`` (ISO days built, oldest first) and
-    ``lookback`` (the summary of each rebuilt earlier day).
+    Each day's commits to the silver and quarantine tables record the bronze digests it was built from and
+    ``run_id`` (default: the Airflow run's id from the task's environment). Returns the run day's summary, plus
+    ``rebuilt`` (ISO days built, oldest first) and ``lookback`` (the summary of each rebuilt earlier day).
     """
+    import json
+
     from transforms.silver import build_silver
-    from transforms.silver.schemas import SILVER_TABLES
 
     day = parse_day(day)
+    run_id = run_id or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or f"pid__{os.getpid()}"
     layout = Layout.from_env()
     lake = _lake(layout)
     rebuilt = days_to_rebuild(day, extracted)
     lookback: dict[str, Any] = {}
     for when in rebuilt:
+        # not for the commits (a concurrent writer of the same day loses its commit race and is retried): so that
+        # a run reads a lookback day's bronze after another run's extract of it, and rebuilds it only if needed
         with exclusive(day_lock_name(when), layout):
-            from lakehouse.fsutil import write_json
-
             for resource in RESOURCES:
                 lake.hydrate(_rel(layout, layout.bronze(resource, when)))
             digests = _bronze_digests(layout, when)
-            try:
-                summary = build_silver(when, layout)
-            finally:  # a refused day still replaces its quarantine, so the bad rows can be inspected
-                for resource in RESOURCES:
-                    lake.commit(_rel(layout, layout.quarantine(resource, when)))
-            for table in SILVER_TABLES:
-                lake.commit(_rel(layout, layout.silver(table, when)))
-            write_json(_built_from_path(layout, when), digests)
-            lake.push_file(_rel(layout, _built_from_path(layout, when)))  # last: silver is complete
+            metadata = {BUILT_FROM_KEY: json.dumps(digests, sort_keys=True), RUN_KEY: run_id}
+            summary = build_silver(when, layout, metadata=metadata)
         if when != day:
             lookback[when.isoformat()] = {"tables": summary["tables"], "quarantined": summary["quarantined"]}
             log.info("silver %s rebuilt: its export changed since it was last built (late data)", when)
@@ -228,18 +234,13 @@ def quality_gate(day: str | dt.date, days: list[str] | None = None) -> dict[str,
     ({day: [tables]}), logged and sent to the alerts channel when there is one, not a failure.
     """
     from transforms.quality.gx_gate import run_gate
-    from transforms.silver.schemas import SILVER_TABLES
 
     day = parse_day(day)
     checked = sorted({day, *(parse_day(d) for d in days or [])})
     floor = row_floor_days()
-    layout = Layout.from_env()
-    lake = _lake(layout)
     result: dict[str, Any] = {}
     empty: dict[str, list[str]] = {}
     for when in checked:
-        for table in SILVER_TABLES:
-            lake.hydrate(_rel(layout, layout.silver(table, when)))
         enforce = floor == "all" or (floor == "run_day" and when == day)
         with exclusive("gx_docs"):  # one Data Docs site for every date
             result = run_gate(when, Layout.from_env(), with_row_floor=enforce)
@@ -483,7 +484,7 @@ def run_day(day: str | dt.date, run_id: str | None = None) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     plan = [
         ("extract", lambda: [extract(r, day) for r in RESOURCES]),
-        ("silver", lambda: silver(day, steps["extract"])),
+        ("silver", lambda: silver(day, steps["extract"], run_id)),
         ("quality", lambda: quality_gate(day, steps["silver"]["rebuilt"])),
         ("gold", lambda: gold(steps["quality"]["days"], drift_day=day)),
         ("publish", lambda: publish(day, run_id)),

@@ -3,11 +3,13 @@
 ``LAKEHOUSE_STORAGE_URL`` unset, empty or a local path: the lake is ``$LAKEHOUSE_DATA_DIR`` as
 before, and every method of :class:`LocalLake` does nothing. ``s3://bucket[/prefix]``: the object
 store, reached through the ``lakehouse_s3`` Airflow connection, is the system of record and
-``$LAKEHOUSE_DATA_DIR`` is only this worker's scratch copy. The layer code is unchanged: a step
-*hydrates* the partitions it reads (by their pointers) into scratch, runs, then *commits* each
-partition it wrote.
+``$LAKEHOUSE_DATA_DIR`` is only this worker's scratch copy.
 
-A partition (a folder such as ``silver/events_part/date=2026-11-01``) is committed under a new
+The silver and quarantine tables are Delta Lake tables, written and read in place on the store
+(lakehouse/delta.py). The other folders (bronze's raw files, gold) are *hydrated* into scratch
+by the step that reads them (by their pointers), and each folder a step wrote is *committed*:
+
+A partition (a folder such as ``bronze/appmetrica/events/date=2026-11-01``) is committed under a new
 version prefix, then switched to by one PUT of its pointer (see docs/lake-on-s3.md):
 
     <prefix>/<rel>/_v/<version>/<file>...   the files of one version (never overwritten)
@@ -15,8 +17,8 @@ version prefix, then switched to by one PUT of its pointer (see docs/lake-on-s3.
 
 Readers only follow pointers; they never list data keys. Single-object files (run records, state
 JSON) are plain PUTs (one PUT is atomic on S3). Secrets never appear in messages or logs: the
-client is built by the connection's hook, and :meth:`S3Lake.duckdb_secret` is handed only to
-processes that need it, through their environment.
+client is built by the connection's hook, and the S3 secret is handed only to processes that need
+it (dbt), through their environment.
 """
 
 from __future__ import annotations
@@ -159,11 +161,6 @@ class LocalLake:
         """Fetch every single-object file under ``rel`` (a no-op here)."""
         return []
 
-    def current_urls(self, rel: str) -> list[str]:
-        """The files of the committed partition ``rel`` (local paths here)."""
-        folder = self.layout.root / _check_rel(rel)
-        return sorted(str(p) for p in folder.glob("*.parquet"))
-
 
 class S3Lake(LocalLake):
     """The lake on an S3-compatible store; ``layout.root`` is the local scratch copy."""
@@ -289,18 +286,6 @@ class S3Lake(LocalLake):
                  len(stale))  # fmt: skip
         return version
 
-    def has_partition(self, rel: str) -> bool:
-        """Whether partition ``rel`` is committed (its pointer exists); nothing is downloaded."""
-        return self.pointer(rel) is not None
-
-    def current_urls(self, rel: str) -> list[str]:
-        """``s3://`` URLs of the Parquet files of the committed partition ``rel`` (by its pointer)."""
-        current = self.pointer(rel)
-        if current is None:
-            return []
-        base = self.url.url(f"{rel}/{VERSIONS}/{current['version']}")
-        return [f"{base}/{f['name']}" for f in current["files"] if f["name"].endswith(".parquet")]
-
     def partitions(self, rel_table: str) -> list[str]:
         """The committed partitions (``<rel_table>/date=D``) of a table, by their pointers."""
         prefix = self.url.key(f"{_check_rel(rel_table)}/")
@@ -342,29 +327,6 @@ class S3Lake(LocalLake):
             self.pull_file(f"{rel}/{name}")
             pulled.append(name)
         return pulled
-
-    # -- DuckDB (dbt) access --------------------------------------------------------------------
-    def duckdb_secret(self) -> dict[str, str]:
-        """The ``CREATE SECRET (TYPE s3, ...)`` options for DuckDB's httpfs, from the connection.
-
-        Holds the secret key: pass it only through a child's environment, never log it.
-        """
-        from urllib.parse import urlsplit
-
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        hook = S3Hook(aws_conn_id=self.conn_id)
-        creds = hook.get_credentials()
-        extra = hook.conn_config.extra_config or {}
-        options = {"key_id": creds.access_key or "", "secret": creds.secret_key or "",
-                   "region": hook.conn_region_name or extra.get("region_name") or "us-east-1"}  # fmt: skip
-        if creds.token:
-            options["session_token"] = creds.token
-        endpoint = hook.conn_config.endpoint_url or extra.get("endpoint_url")
-        if endpoint:
-            parts = urlsplit(endpoint)
-            options |= {"endpoint": parts.netloc, "use_ssl": str(parts.scheme == "https").lower(), "url_style": "path"}
-        return options
 
 
 def _check_apart_from_publish(url: StorageUrl) -> None:
@@ -423,44 +385,47 @@ SILVER_VIEWS_SCHEMA = "lake_silver"
 
 
 def dbt_lake_env(layout: Layout, database: Path) -> dict[str, str]:
-    """The environment a dbt run needs for this lake ({} on local disk).
+    """Make silver readable by dbt; return the environment a dbt run needs for this lake.
 
-    On S3: creates, in the dbt DuckDB file ``database``, one view per silver table over the
-    ``s3://`` files its committed partitions' pointers name (so dbt never sees a version being
-    written or one already superseded), and returns the variables that select the profile's ``s3``
-    target: httpfs from the ``duckdb-extension-httpfs`` wheel, the S3 secret from the connection
-    (as ``DBT_ENV_SECRET_*``, which dbt scrubs from its logs) and ``LAKEHOUSE_SILVER_SCAN``.
+    Creates, in the dbt DuckDB file ``database``, one view ``lake_silver.<table>`` per silver Delta
+    table that exists: DuckDB's ``delta_scan`` of the table's current version, unsigned ids cast back
+    from Delta's DECIMAL(20,0) (lakehouse/delta.py), so a build reads one committed version of each
+    table, never a day being written. The sources read those views
+    (dbt_project/models/staging/appmetrica/_appmetrica__sources.yml). Returns the path of the delta
+    extension from the ``duckdb-extension-delta`` wheel (``LAKEHOUSE_DUCKDB_DELTA``) and, on S3, the
+    variables that select the profile's ``s3`` target: httpfs from the ``duckdb-extension-httpfs``
+    wheel and the S3 secret from the connection (as ``DBT_ENV_SECRET_*``, which dbt scrubs from its logs).
     """
-    lake = open_lake(layout)
-    if not isinstance(lake, S3Lake):
-        return {}
     import duckdb
 
+    from lakehouse.delta import delta_extension, duckdb_connect_lake, locate, open_table, scan_sql
     from transforms.silver.schemas import SILVER_TABLES
 
-    secret = lake.duckdb_secret()
-    extension = httpfs_extension()
-    files = {t: [u for rel in lake.partitions(f"silver/{t}") for u in lake.current_urls(rel)] for t in SILVER_TABLES}
-    empty = [t for t, urls in files.items() if not urls]
-    if empty:
-        raise ConfigError(f"the lake at {lake.url.url('silver')} has no committed partition of {', '.join(empty)}")
+    open_lake(layout)  # validates LAKEHOUSE_STORAGE_URL (and that the lake on S3 is apart from the publish target)
+    locations = {t: locate(f"silver/{t}", layout) for t in SILVER_TABLES}
+    present = {t: loc for t, loc in locations.items() if open_table(loc) is not None}
+    if len(present) < len(locations):
+        log.info(
+            "silver tables not in the lake yet (no view for dbt): %s", ", ".join(sorted(set(locations) - set(present)))
+        )
+    database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
-        con.execute(f"load '{_sql_str(extension)}'")
-        options = ", ".join(f"{k} '{_sql_str(v)}'" for k, v in secret.items())
-        con.execute(f"create or replace temporary secret lake_s3 (type s3, {options})")
+        duckdb_connect_lake(con, next(iter(locations.values())))
         con.execute(f"create schema if not exists {SILVER_VIEWS_SCHEMA}")
-        for table, urls in files.items():
-            listed = ", ".join(f"'{_sql_str(u)}'" for u in urls)
+        for table, loc in present.items():
             con.execute(
-                f"create or replace view {SILVER_VIEWS_SCHEMA}.{table} as select * from "  # noqa: S608 - names checked
-                f"read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+                f"create or replace view {SILVER_VIEWS_SCHEMA}.{table} as {scan_sql(loc, SILVER_TABLES[table].schema)}"
             )
-    log.info("dbt reads silver from %s through httpfs (%s)",
-             lake.url.url("silver"), ", ".join(f"{t}: {len(u)} file(s)" for t, u in files.items()))  # fmt: skip
-    env = {
+    env = {"LAKEHOUSE_DUCKDB_DELTA": delta_extension()}
+    url = storage_url()
+    if not url.is_s3:
+        return env
+    log.info("dbt reads silver from %s through delta_scan over httpfs", url.url("silver"))
+    options = next(iter(locations.values())).storage_options
+    secret = _dbt_secret(options)
+    env |= {
         "LAKEHOUSE_DBT_TARGET": "s3",
-        "LAKEHOUSE_DUCKDB_HTTPFS": extension,
-        "LAKEHOUSE_SILVER_SCAN": f"(select * from {SILVER_VIEWS_SCHEMA}.{{name}})",  # noqa: S608 - a constant
+        "LAKEHOUSE_DUCKDB_HTTPFS": httpfs_extension(),
         "DBT_ENV_SECRET_LAKE_S3_KEY_ID": secret["key_id"],
         "DBT_ENV_SECRET_LAKE_S3_SECRET": secret["secret"],
         "LAKEHOUSE_S3_REGION": secret["region"],
@@ -471,13 +436,20 @@ def dbt_lake_env(layout: Layout, database: Path) -> dict[str, str]:
     return env
 
 
-def _sql_str(value: str) -> str:
-    return value.replace("'", "''")
+def _dbt_secret(options: dict[str, str]) -> dict[str, str]:
+    """The profile's S3 secret settings from deltalake's storage options (holds the secret key)."""
+    from urllib.parse import urlsplit
+
+    secret = {"key_id": options["AWS_ACCESS_KEY_ID"], "secret": options["AWS_SECRET_ACCESS_KEY"],
+              "region": options.get("AWS_REGION", "us-east-1")}  # fmt: skip
+    if options.get("AWS_ENDPOINT_URL"):
+        parts = urlsplit(options["AWS_ENDPOINT_URL"])
+        secret |= {"endpoint": parts.netloc, "use_ssl": str(parts.scheme == "https").lower(), "url_style": "path"}
+    return secret
 
 
 def silver_present(layout: Layout, table: str = "events_part") -> bool:
-    """Whether the lake holds any committed silver partition of ``table`` (local: any Parquet file)."""
-    lake = open_lake(layout)
-    if isinstance(lake, S3Lake):
-        return bool(lake.partitions(f"silver/{table}"))
-    return any(layout.silver_table(table).glob("date=*/*.parquet"))
+    """Whether the lake's silver Delta table ``table`` holds any data file (on local disk or S3)."""
+    from lakehouse.delta import locate, partition_files
+
+    return bool(partition_files(locate(f"silver/{table}", layout), "export_date"))

@@ -40,7 +40,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SELECTOR = "gold"
 WAREHOUSE_FILE = "lakehouse.duckdb"  # must match dbt_project/profiles.yml
 STATE_FILE = "gold_state.json"  # beside the warehouse: what the incremental tables were built from
-STATE_VERSION = 1
+STATE_VERSION = 2
 WINDOW_DAYS = 28  # the longest feature window (device_features_daily)
 
 _FAILED = frozenset({"error", "fail", "runtime error"})
@@ -307,33 +307,28 @@ class _Plan:
 
 
 def _silver_partitions(layout: Layout) -> dict[dt.date, dict[str, Any]]:
-    """Every silver events_part partition: its date and a fingerprint of its files (names, sizes, mtimes)."""
-    partitions = {}
-    for folder in sorted(layout.silver_table("events_part").glob("date=*")):
-        files = sorted(folder.glob("*.parquet"))
-        if not folder.is_dir() or not files:
-            continue
-        try:
-            day = dt.date.fromisoformat(folder.name.removeprefix("date="))
-        except ValueError:
-            continue
-        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        partitions[day] = {"fingerprint": stats, "files": files}
-    return partitions
+    """Every export date of silver events_part with data files, and its fingerprint: the paths of its data files
+    in the Delta table's current version (a rewritten day has new files; nothing is read but the table's log)."""
+    from lakehouse.delta import locate, partition_files
+
+    files = partition_files(locate("silver/events_part", layout), "export_date")
+    return {day: {"fingerprint": [f["path"] for f in found]} for day, found in files.items()}
 
 
-def _event_dates(files: list[Path]) -> dict[str, Any]:
-    """The distinct event dates and the row count of one silver partition (one column read)."""
+def _event_dates(layout: Layout, day: dt.date) -> dict[str, Any]:
+    """The distinct event dates and the row count of one silver export date (one column read)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
-    dates: set[dt.date] = set()
-    rows = 0
-    for f in files:
-        column = pq.read_table(f, columns=["event_date"]).column("event_date")
-        rows += len(column)
-        dates.update(d for d in pc.unique(column).to_pylist() if d is not None)
-    return {"event_dates": sorted(d.isoformat() for d in dates), "rows": rows}
+    from lakehouse.delta import locate, read_table
+
+    where = ds.field("export_date") == pa.scalar(day, pa.date32())
+    column = read_table(locate("silver/events_part", layout), columns=["event_date"], filters=where)
+    if column is None:
+        return {"event_dates": [], "rows": 0}
+    dates = {d for d in pc.unique(column.column("event_date")).to_pylist() if d is not None}
+    return {"event_dates": sorted(d.isoformat() for d in dates), "rows": column.num_rows}
 
 
 def _state_path(layout: Layout) -> Path:
@@ -347,15 +342,17 @@ def _read_state(layout: Layout) -> dict[str, Any] | None:
     return state
 
 
-def _new_state(partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | None, changed: set[dt.date]) -> dict:
+def _new_state(
+    layout: Layout, partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | None, changed: set[dt.date]
+) -> dict:
     """The state after a successful build: per silver partition its fingerprint, event dates and rows."""
     known = (old or {}).get("partitions", {})
     out = {}
     for day, part in partitions.items():
         key = day.isoformat()
         info = known.get(key) if day not in changed else None
-        if info is None or info.get("fingerprint") != [list(x) for x in part["fingerprint"]]:
-            info = {"fingerprint": part["fingerprint"], **_event_dates(part["files"])}
+        if info is None or info.get("fingerprint") != part["fingerprint"]:
+            info = {"fingerprint": part["fingerprint"], **_event_dates(layout, day)}
         out[key] = info
     last = max((d for d, p in out.items() if p["rows"]), default=None)
     return {"version": STATE_VERSION, "partitions": out, "last_export_date": last,
@@ -390,12 +387,12 @@ def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | Non
     changed = {d for d in changed_dates}
     for day, part in partitions.items():
         info = known.get(day.isoformat())
-        if info is None or info["fingerprint"] != [list(x) for x in part["fingerprint"]]:
+        if info is None or info["fingerprint"] != part["fingerprint"]:
             changed.add(day)
     removed = {dt.date.fromisoformat(k) for k in known} - set(partitions)
     changed |= removed
 
-    fresh = {day: _event_dates(partitions[day]["files"]) for day in changed if day in partitions}
+    fresh = {day: _event_dates(layout, day) for day in changed if day in partitions}
     event_dates: set[dt.date] = set()
     for day in changed:
         for source in (fresh.get(day), known.get(day.isoformat())):
@@ -431,18 +428,15 @@ def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | Non
     # days_since_first_seen counts from a device's first event in all history: when a recomputed
     # date can move some device's first day, every later feature date of the spine is rebuilt
     earliest = min(event_dates)
-    read = [f for day in silver_dates for f in partitions[day]["files"]]
-    if earliest + dt.timedelta(days=WINDOW_DAYS) <= last and _first_seen_may_move(layout, sorted(event_dates), read):
+    if earliest + dt.timedelta(days=WINDOW_DAYS) <= last and _first_seen_may_move(
+        layout, sorted(event_dates), sorted(silver_dates)
+    ):
         features.update(earliest + dt.timedelta(days=k) for k in range((last - earliest).days + 1))
-    older = [f"{t}/date={d}" for d in sorted(silver_dates) for t in _gold_silver_tables()
-             if not any(layout.silver(t, d).glob("*.parquet"))]  # fmt: skip
-    if older:  # read by name, such a partition would fail the build; a full build reads what exists
-        return None, f"silver partitions to read are missing ({', '.join(older[:3])}...): built before those tables"
     plan = _Plan(sorted(silver_dates), sorted(event_dates), sorted(features), last)
     return plan, f"{len(changed)} changed silver partition(s)"
 
 
-def _first_seen_may_move(layout: Layout, event_dates: list[dt.date], silver_files: list[Path]) -> bool:
+def _first_seen_may_move(layout: Layout, event_dates: list[dt.date], silver_dates: list[dt.date]) -> bool:
     """Whether a known device's first event date may change when ``event_dates`` are recomputed.
 
     Compared with the last build's dim_devices: a device of the partitions being read whose
@@ -452,22 +446,27 @@ def _first_seen_may_move(layout: Layout, event_dates: list[dt.date], silver_file
     """
     import duckdb
 
+    from lakehouse.delta import duckdb_connect_lake, locate, scan_sql
+    from transforms.silver.schemas import EVENTS_PART
+
+    loc = locate("silver/events_part", layout)
     dates = ", ".join(f"date '{d.isoformat()}'" for d in event_dates)
-    files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in silver_files)
+    exports = ", ".join(f"date '{d.isoformat()}'" for d in silver_dates)
     sql = f"""
         with seen as (
             select appmetrica_device_id, min(event_date) as first_day
-            from read_parquet([{files}])
-            where event_date in ({dates})
+            from ({scan_sql(loc, EVENTS_PART.schema)})
+            where export_date in ({exports}) and event_date in ({dates})
             group by appmetrica_device_id
         )
         select
             (select count(*) from seen join main.dim_devices as known using (appmetrica_device_id)
              where seen.first_day < known.first_seen_date)
             + (select count(*) from main.dim_devices where first_seen_date in ({dates}))
-    """  # noqa: S608 - dates rendered from date objects, paths quoted
+    """  # noqa: S608 - dates rendered from date objects, the table's uri quoted
     try:
         with duckdb.connect(str(dbt_paths(layout)["database"]), read_only=True) as con:
+            duckdb_connect_lake(con, loc)
             moved = con.execute(sql).fetchone()
     except duckdb.Error as exc:
         log.info("gold: cannot tell whether first-seen dates move (%s); rebuilding every later feature date", exc)
@@ -510,11 +509,14 @@ def build_gold(
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout, workspace)
     if select is None and selector is None:
+        from lakehouse.delta import locate
         from lakehouse.storage import silver_present
 
-        silver_events = layout.silver_table("events_part")
         if not silver_present(layout):
-            raise GoldBuildError(f"no silver events_part Parquet under {silver_events}: nothing to build gold from")
+            raise GoldBuildError(
+                f"no silver events_part rows in the lake ({locate('silver/events_part', layout).uri}): "
+                "nothing to build gold from"
+            )
         absent = [t for t in _gold_silver_tables() if not silver_present(layout, t)]
         if absent:  # a lake whose silver was built before these tables existed
             raise GoldBuildError(
@@ -565,7 +567,9 @@ def build_gold(
         log.info("feature registry: %s", write_registry(layout.gold, registry))
     if not select and selector is None and workspace is None:
         changed = set(plan.silver_dates) if plan else set(_silver_partitions(layout))
-        write_json(_state_path(layout), _new_state(_silver_partitions(layout), old_state if plan else None, changed))
+        write_json(
+            _state_path(layout), _new_state(layout, _silver_partitions(layout), old_state if plan else None, changed)
+        )
 
     counts: dict[str, Counter[str]] = {"models": Counter(), "data_tests": Counter(), "unit_tests": Counter()}
     for result in run_results.get("results", []):

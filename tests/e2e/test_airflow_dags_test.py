@@ -9,6 +9,7 @@ the secrets.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import secrets
@@ -24,9 +25,13 @@ import boto3
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from lake_tables import quarantine_table, silver_rows
 from pipeline_env import MARTS, SILVER, dags_test_env
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
+from lakehouse.delta import DeltaLocation, duckdb_connect_lake, locate, partition_files, scan_sql
+from lakehouse.settings import Layout
+from transforms.silver.schemas import SILVER_TABLES
 
 pytestmark = pytest.mark.e2e
 
@@ -99,15 +104,15 @@ def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -
     def scalar(sql: str, glob: str) -> int:
         return con.execute(sql, [glob]).fetchone()[0]
 
+    layout = Layout(data)
     for table in SILVER:
-        files = list((data / "silver" / table / f"date={DAY}").glob("*.parquet"))
-        assert files, table
-    events = scalar("select count(*) from read_parquet(?)", f"{data}/silver/events_part/date={DAY}/*.parquet")
+        assert silver_rows(layout, table, dt.date.fromisoformat(DAY)) == report["silver_rows"][table], table
+    events = silver_rows(layout, "events_part", dt.date.fromisoformat(DAY))
     assert events == report["silver_rows"]["events_part"] > 0
-    all_events = scalar("select count(*) from read_parquet(?)", f"{data}/silver/events_part/*/*.parquet")
+    all_events = silver_rows(layout, "events_part")
     assert report["silver_rebuilt"] == ["2026-10-31", DAY], "the lookback day too"
     # Nothing silently dropped: every exported event row is in silver, a removed duplicate, or quarantined.
-    quarantined = scalar("select count(*) from read_parquet(?)", f"{data}/quarantine/events/date={DAY}/*.parquet")
+    quarantined = quarantine_table(layout, "events", dt.date.fromisoformat(DAY)).num_rows
     assert quarantined == report["quarantined_rows"]["events"] > 0
     assert report["bronze_rows"]["events"] == events + report["duplicates_removed"]["events"] + quarantined
 
@@ -127,6 +132,7 @@ def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -
     gold_features = f"{data}/gold/device_features_daily/**/*.parquet"
     con.execute(f"create view features as select * from read_parquet('{gold_features}')"  # noqa: S608 - a tmp path
                 f" where feature_date = date '{DAY}'")  # fmt: skip
+    duckdb_connect_lake(con)
     for resource, feature, date_column, days, where in (
         ("revenue_events", "purchases_28d", "event_date", 28, "revenue_price >= 0"),
         ("ad_revenue_events", "ad_revenue_other_currency_events_28d", "ad_revenue_date", 28,
@@ -136,7 +142,8 @@ def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -
     ):  # fmt: skip
         assert report["bronze_rows"][resource] > 0, resource
         counted = con.execute(f"select sum({feature}) from features").fetchone()[0]  # noqa: S608 - constants
-        sql = (f"select count(*) from read_parquet('{data}/silver/{resource}/*/*.parquet') where {where}"  # noqa: S608
+        scan = scan_sql(locate(f"silver/{resource}", layout), SILVER_TABLES[resource].schema)
+        sql = (f"select count(*) from ({scan}) where {where}"  # noqa: S608
                f" and {date_column} > date '{DAY}' - {days}"
                " and appmetrica_device_id in (select appmetrica_device_id from features)")  # fmt: skip
         silver = con.execute(sql).fetchone()[0]
@@ -189,10 +196,16 @@ def _dags_test(env: dict[str, str], day: str) -> str:
 
 
 class PointerReader:
-    """Reads the lake on S3 the way every reader must: pointer first, then exactly the files it names."""
+    """Reads the lake on S3 the way every reader must: a Delta table through its log, any other partition by its
+    pointer first, then exactly the files it names."""
 
-    def __init__(self, s3, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
+    def __init__(self, s3, bucket: str, options: dict[str, str]) -> None:
+        self.s3, self.bucket, self.options = s3, bucket, options
+
+    def delta_rows(self, rel: str, day: str) -> int:
+        """Rows of the export date ``day`` of the lake's Delta table ``rel`` (from its add actions)."""
+        loc = DeltaLocation(rel, f"s3://{self.bucket}/{LAKE_PREFIX}/{rel}", self.options)
+        return sum(f["num_records"] for f in partition_files(loc, "export_date").get(dt.date.fromisoformat(day), []))
 
     def _get(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -236,17 +249,20 @@ def test_the_whole_lake_on_s3_gives_the_same_results_as_local_disk(
     }  # fmt: skip
     outputs = [_dags_test(lake_env, DAY)]
 
-    assert f"dbt reads silver from s3://{LAKE_BUCKET}/{LAKE_PREFIX}/silver through httpfs" in outputs[0]
+    assert f"dbt reads silver from s3://{LAKE_BUCKET}/{LAKE_PREFIX}/silver through delta_scan" in outputs[0]
     assert "dbt reads silver from" not in local_run.output, "the local-disk run reads silver from disk"
-    reader = PointerReader(s3, LAKE_BUCKET)
+    options = {"AWS_ACCESS_KEY_ID": "e2e-access-key", "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true"}  # fmt: skip
+    reader = PointerReader(s3, LAKE_BUCKET, options)
     report = reader.json(f"reports/appmetrica_lakehouse/date={DAY}/summary.json")
     assert report["status"] == "success"
     local_report = json.loads((local_data / f"reports/appmetrica_lakehouse/date={DAY}/summary.json").read_text())
     for table in SILVER:
-        local_rows = pq.ParquetDataset(local_data / "silver" / table / f"date={DAY}").read().num_rows
-        assert reader.rows(f"silver/{table}/date={DAY}") == local_rows == report["silver_rows"][table], table
+        local_rows = silver_rows(Layout(local_data), table, dt.date.fromisoformat(DAY))
+        assert reader.delta_rows(f"silver/{table}", DAY) == local_rows == report["silver_rows"][table], table
     assert report["quarantined_rows"] == local_report["quarantined_rows"]
-    assert reader.rows(f"quarantine/events/date={DAY}") == report["quarantined_rows"]["events"]
+    assert reader.delta_rows("quarantine/events", DAY) == report["quarantined_rows"]["events"]
+    assert not (scratch / "silver").exists() or not any((scratch / "silver").rglob("*.parquet")), "silver is in S3"
     for mart in MARTS:
         local_tables = [pq.read_table(p) for p in sorted((local_data / "gold" / mart).rglob("*.parquet"))]
         lake_rows = _sorted_rows(reader.tables(f"gold/{mart}"))
@@ -271,7 +287,7 @@ def test_the_whole_lake_on_s3_gives_the_same_results_as_local_disk(
     next_report = reader.json(f"reports/appmetrica_lakehouse/date={NEXT_DAY}/summary.json")
     assert next_report["status"] == "success"
     assert next_report["silver_rebuilt"] == [NEXT_DAY], "the lookback day's bronze was read back from the lake"
-    assert reader.rows(f"silver/events_part/date={NEXT_DAY}") == next_report["silver_rows"]["events_part"] > 0
+    assert reader.delta_rows("silver/events_part", NEXT_DAY) == next_report["silver_rows"]["events_part"] > 0
     dates = {str(d) for t in reader.tables("gold/fct_device_daily") for d in t.column("event_date").to_pylist()}
     assert {DAY, NEXT_DAY} <= dates, "gold covers the first run's day and the next one"
 

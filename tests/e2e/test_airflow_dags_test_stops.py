@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import boto3
 import pytest
+from lake_tables import silver_rows, silver_table, write_rows
 from pipeline_env import dags_test_env
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
+from lakehouse.settings import Layout
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ def test_a_failed_quality_gate_stops_gold_and_publish(tmp_path, s3_endpoint):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-4000:]
     data = tmp_path / "data"
-    assert list((data / "silver/events_part" / f"date={DAY}").glob("*.parquet")), "silver is kept for inspection"
+    assert silver_rows(Layout(data), "events_part", dt.date.fromisoformat(DAY)), "silver is kept for inspection"
     assert not (data / "gold").exists(), "gold must not be built from silver that failed the gate"
     assert s3.list_objects_v2(Bucket=BUCKET + "-gate").get("KeyCount", 0) == 0, "nothing may be published"
     # The task log says in plain words which expectation failed on which table, with examples.
@@ -74,7 +75,6 @@ def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
     """Silver history damaged outside the day (a partition filed twice) passes the day's gate; dbt's unique test
     on the event key fails, so no gold file is replaced and nothing is published."""
     from ingest.appmetrica import RESOURCES, AppMetricaSettings, extract_resource
-    from lakehouse.settings import Layout
     from transforms.silver import build_silver
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
@@ -87,8 +87,8 @@ def test_a_failed_dbt_test_stops_publish(tmp_path, s3_endpoint):
         for resource in RESOURCES:
             extract_resource(resource, earlier, settings=settings, layout=layout)
         build_silver(dt.date.fromisoformat(earlier), layout)
-        good = layout.silver("events_part", dt.date.fromisoformat(earlier))
-        shutil.copytree(good, good.parent / "date=2026-10-26")  # the same events filed under a second date
+        again = silver_table(layout, "events_part", dt.date.fromisoformat(earlier)).to_pylist()
+        write_rows(layout, "events_part", dt.date(2026, 10, 26), again)  # the same events filed under a second date
         env = _env(tmp_path, api.url, "dbt-token", s3_endpoint, "dbt-secret") | {"LAKEHOUSE_S3_BUCKET": BUCKET + "-dbt"}
         proc = subprocess.run([LAKEHOUSE, "dags-test", "--date", DAY], env=env, capture_output=True, text=True,
                               timeout=900, check=False)  # fmt: skip

@@ -7,17 +7,18 @@ different data (some events missing, as if they arrived late), then SIGKILLs the
 
 1. mid download: the demo server stalls in the middle of the events body; the kill comes once the request log
    shows that response and the bronze writer's temp file exists;
-2. mid silver: failpoint ``swap@silver/tmp_event_properties``, after some silver tables were swapped in and
-   before the others (every table's files are complete in its stage);
+2. mid silver: failpoint ``commit@silver/tmp_event_properties``, after some silver tables' Delta commits and
+   before the others (every table's day is complete in the run's scratch folder);
 3. mid dbt build: once a dbt process runs and has created its first model (psutil + the streamed dbt log);
 4. mid publish: failpoint ``publish.upload@dim_devices``, after two of the three gold objects are uploaded and
    before any manifest.
 
-After every kill it checks what a reader sees: every bronze, silver, quarantine and gold partition is exactly
-the earlier run's or the clean run's (never a mix inside a partition, never a half file), and every S3 manifest
-names only complete objects. After a final rerun every output equals the clean run's: bronze bytes, silver,
-quarantine and gold files, S3 keys and ETags; manifests and reports differ only in run ids and times; no
-``.tmp-*`` entry is left under the data folder.
+After every kill it checks what a reader sees: every bronze and gold partition, and every day of a silver and
+quarantine Delta table, is exactly the earlier run's or the clean run's (never a mix inside a partition, never a
+half file), and every S3 manifest names only complete objects. After a final rerun every output equals the clean
+run's: bronze bytes, the rows of each day of the silver and quarantine tables (a commit writes new data files,
+named by uuid, so their bytes are not compared), gold files, S3 keys and ETags; manifests and reports differ only
+in run ids and times; no ``.tmp-*`` entry is left under the data folder.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import boto3
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from lake_tables import day_digests
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 
@@ -210,13 +212,14 @@ def temp_entries(root: Path) -> list[str]:
 
 
 def snapshot(lake: Lake, s3: Any) -> dict[str, dict[str, Any]]:
-    """Every visible output: data files by sha256, JSON documents and S3 manifests normalized, S3 ETags."""
+    """Every visible output: data files by sha256 (the silver and quarantine Delta tables: each day's rows, as
+    ``<layer>/<table>/date=D``, by sha256), JSON documents and S3 manifests normalized, S3 ETags."""
     subs = {str(lake.root): "<data>", lake.bucket: "<bucket>"}
-    files: dict[str, str] = {}
+    files: dict[str, str] = day_digests(lake.root)
     docs: dict[str, Any] = {}
     for path in sorted(lake.root.rglob("*")):
         rel = path.relative_to(lake.root).as_posix()
-        if not path.is_file() or _hidden(rel) or rel.split("/")[0] in {"warehouse", "docs"}:
+        if not path.is_file() or _hidden(rel) or rel.split("/")[0] in {"warehouse", "docs", "silver", "quarantine"}:
             continue
         if path.suffix == ".json":
             doc = _normalize(json.loads(path.read_bytes()), subs)  # a half JSON file fails here
@@ -352,17 +355,17 @@ def test_kill9_at_each_step_then_rerun_matches_a_clean_run(
     view = check_reader_view(lake, s3, earlier, clean)
     assert set(view.values()) == {"old", "same"}, view
 
-    # 2. Mid silver: killed between two silver table swaps.
-    run = run_day(lake, api.url, failpoint="swap@silver/tmp_event_properties")
+    # 2. Mid silver: killed between two silver tables' commits.
+    run = run_day(lake, api.url, failpoint="commit@silver/tmp_event_properties")
     assert run.returncode == -signal.SIGKILL, run.output[-4000:]
-    assert "failpoint swap reached" in run.output
+    died = re.search(r"failpoint commit reached at silver/tmp_event_properties export_date=(\S+)", run.output)
+    assert died, run.output[-4000:]
     view = check_reader_view(lake, s3, earlier, clean)
     assert {view[u] for u in view if u.startswith("bronze/")} == {"new", "same"}, view
     silver = {u: w for u, w in view.items() if u.startswith("silver/")}
-    (stage,) = [p for p in temp_entries(lake.root) if p.startswith("silver/.tmp-tmp_event_properties@date=")]
-    died_at = stage.split("@", 1)[1].rsplit(".", 1)[0]  # the partition whose swap the run died before
-    assert silver[f"silver/tmp_event_properties/{died_at}"] == "old"
-    assert "new" in silver.values(), "some silver tables were swapped in before the kill"
+    assert silver[f"silver/tmp_event_properties/date={died.group(1)}"] == "old"  # the commit the run died before
+    assert "new" in silver.values(), "some silver tables were committed before the kill"
+    assert any(p.startswith(".tmp-silver@date=") for p in temp_entries(lake.root)), "the day's scratch is left"
 
     # 3. Mid dbt build: dbt has created its first model.
     def dbt_building(pid: int, log: Path) -> bool:
@@ -393,12 +396,12 @@ def test_kill9_at_each_step_then_rerun_matches_a_clean_run(
     assert temp_entries(lake.root) == []
 
 
-def test_the_same_day_twice_gives_byte_identical_outputs(
+def test_the_same_day_twice_gives_identical_outputs(
     s3: Any, api: DemoLogsApiServer, clean_lake: Lake, clean: dict[str, Any]
 ) -> None:
-    """A rerun in place: the same data files, S3 keys and ETags as the first run; manifests and reports differ
-    only in run ids and times. (That a run from another starting point ends in the same outputs is the kill
-    test's last step.)"""
+    """A rerun in place: the same bronze and gold files, silver and quarantine rows, S3 keys and ETags as the first
+    run; manifests and reports differ only in run ids and times. (That a run from another starting point ends in
+    the same outputs is the kill test's last step.)"""
     second = run_day(clean_lake, api.url)
     assert second.returncode == 0, second.output[-4000:]
     assert re.search(r"(\d+) of \1 object\(s\) were already published with the same bytes", second.output)

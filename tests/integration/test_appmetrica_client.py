@@ -18,9 +18,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import requests
+from lake_tables import silver_table
 
 from ingest.appmetrica import AppMetricaSettings, LogsApiClient, LogsApiError, extract_resource
 from ingest.appmetrica.demo.generator import generate_rows, write_csv
@@ -192,7 +192,7 @@ def test_configured_profile_attributes_are_requested_by_name_and_land_in_silver(
     from transforms.silver.job import build_silver
 
     build_silver(DAY, Layout(tmp_path))
-    attrs = pq.read_table(Layout(tmp_path).silver("tmp_user_properties", DAY)).to_pylist()
+    attrs = silver_table(Layout(tmp_path), "tmp_user_properties", DAY).to_pylist()
     profiles = expected_rows(server, "profiles_v2")
     expected = {(p["profile_id"], name, p[name]) for p in profiles for name in ("plan", "level") if p[name]}
     assert expected and {(a["profile_id"], a["attribute_name"], a["value_text"]) for a in attrs} == expected

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lake_tables import table_digests
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse import pipeline
@@ -41,9 +42,10 @@ def _backfill(data: Path, url: str, parallel: int) -> subprocess.CompletedProces
 
 
 def _data_files(root: Path) -> dict[str, str]:
-    """sha256 of every data file a reader uses (manifests and reports carry run times, so they are left out)."""
-    out = {}
-    for folder in ("bronze", "silver", "quarantine", "gold", "published"):
+    """sha256 of every data file a reader uses (manifests and reports carry run times, so they are left out), and
+    of the rows of every silver and quarantine table (Delta names its data files by uuid)."""
+    out = table_digests(root)
+    for folder in ("bronze", "gold", "published"):
         for path in sorted((root / folder).rglob("*")):
             if path.is_file() and path.suffix != ".json":
                 out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-import pyarrow.parquet as pq
 import pytest
+from lake_tables import silver_table
 
 from ingest.appmetrica import AppMetricaSettings, LogsApiClient, extract_resource
 from ingest.appmetrica.catalogue import resource_doc
@@ -110,7 +110,7 @@ def silver(request: pytest.FixtureRequest, api: str, tmp_path_factory: pytest.Te
 
 
 def read(layout: Layout, table: str) -> list[dict]:
-    return pq.read_table(layout.silver(table, DAY)).to_pylist()
+    return silver_table(layout, table, DAY).to_pylist()
 
 
 def test_every_example_row_is_kept(silver):

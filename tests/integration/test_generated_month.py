@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from lake_tables import silver_table
 from test_gold_marts import (
     expected_device_features_daily,
     expected_dim_devices,
@@ -48,17 +48,13 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, pd.DataFram
     return layout, read_silver(layout, "events_part")
 
 
-def _silver_files(layout: Layout, table: str) -> list:
-    return sorted((layout.root / "silver" / table).glob("*/*.parquet"))
-
-
 def read_silver(layout: Layout, table: str) -> pd.DataFrame:
-    return pd.concat([pq.read_table(f).to_pandas() for f in _silver_files(layout, table)], ignore_index=True)
+    return silver_table(layout, table).to_pandas()
 
 
 def silver_rows(layout: Layout, table: str) -> list[dict]:
     """Rows as Python values (None stays None, decimals stay Decimal)."""
-    return [row for f in _silver_files(layout, table) for row in pq.read_table(f).to_pylist()]
+    return silver_table(layout, table).to_pylist()
 
 
 def test_silver_holds_each_generated_event_once(month):

@@ -23,7 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_tables import silver_table
 
+from lakehouse.delta import locate, replace_partition
 from lakehouse.settings import Layout
 from transforms.gold import GoldBuildError, build_gold, dbt_paths, generate_docs
 from transforms.silver.schemas import SILVER_TABLES
@@ -215,14 +217,13 @@ def money_and_stability(events: list[dict]) -> dict[str, list[dict]]:
 
 def _write_partition(root: Path, table: str, export_date: dt.date, rows: list[dict]) -> None:
     schema = SILVER_TABLES[table].schema
-    folder = Layout(root).silver(table, export_date)
-    folder.mkdir(parents=True, exist_ok=True)
     columns: dict[str, list] = {name: [] for name in schema.names}
     for n, row in enumerate(rows):
         full = {**row, "bronze_file": f"bronze/appmetrica/{table}/date={export_date}/{table}.csv", "bronze_row": n}
         for name in schema.names:
             columns[name].append(full.get(name))
-    pq.write_table(pa.Table.from_pydict(columns, schema=schema), folder / "part-00000.parquet")
+    data = pa.Table.from_pydict(columns, schema=schema)
+    replace_partition(locate(f"silver/{table}", Layout(root)), data, column="export_date", value=export_date)
 
 
 def write_silver(root: Path, rows: list[dict]) -> None:
@@ -573,11 +574,12 @@ def test_failing_dbt_test_raises_and_keeps_published_gold(built: Built, tmp_path
     before = gold_hashes(root)
     # silver is supposed to be deduplicated: the same event exported again on another day
     # breaks the unique event_id test of the staging model
-    day = FIRST_DAY + dt.timedelta(days=9)
-    source = Layout(root).silver("events_part", day) / "part-00000.parquet"
-    table = pq.read_table(source).slice(0, 1)
-    again = Layout(root).silver("events_part", day + dt.timedelta(days=1)) / "part-00001.parquet"
-    pq.write_table(table, again)
+    day, later = FIRST_DAY + dt.timedelta(days=9), FIRST_DAY + dt.timedelta(days=10)
+    again = silver_table(Layout(root), "events_part", day).slice(0, 1)
+    again = again.set_column(again.schema.get_field_index("export_date"), again.schema.field("export_date"),
+                             pa.array([later], pa.date32()))  # fmt: skip
+    rows = pa.concat_tables([silver_table(Layout(root), "events_part", later), again])
+    replace_partition(locate("silver/events_part", Layout(root)), rows, column="export_date", value=later)
 
     with pytest.raises(GoldBuildError) as caught:
         build_gold(Layout(root))
@@ -639,9 +641,8 @@ def test_staging_covers_the_whole_silver_layer(built: Built, tmp_path: Path) -> 
     for table, rows in _silver_rows(event).items():
         schema = SILVER_TABLES[table].schema
         columns = {name: [{**row, "export_date": day}.get(name) for row in rows] for name in schema.names}
-        folder = Layout(root).silver(table, day)
-        folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pydict(columns, schema=schema), folder / "part-00000.parquet")
+        data = pa.Table.from_pydict(columns, schema=schema)
+        replace_partition(locate(f"silver/{table}", Layout(root)), data, column="export_date", value=day)
 
     summary = build_gold(Layout(root), select="path:models/staging/appmetrica")
     assert summary["marts"] == {}

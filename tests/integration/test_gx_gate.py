@@ -11,13 +11,14 @@ import datetime as dt
 import decimal
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.delta import locate, replace_partition
 from lakehouse.settings import Layout
 from transforms.quality.gx_gate import SUITES_DIR, QualityGateError, load_suite, run_gate
 from transforms.silver.schemas import SILVER_TABLES
@@ -158,13 +159,11 @@ def _write(layout: Layout, table: str, rows: list[dict[str, Any]], drop: str | N
     lineage = {"export_date": DAY, "bronze_file": "bronze.csv.gz"}
     full = [{**lineage, "bronze_row": i + 1, **r} for i, r in enumerate(rows)]
     data = pa.Table.from_pylist([{f: r.get(f) for f in schema.names} for r in full], schema=schema)
-    if drop:
+    loc = locate(f"silver/{table}", layout)
+    if drop:  # a table written by an older schema: made anew without the column
         data = data.drop_columns([drop])
-    folder = layout.silver(table, DAY)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    pq.write_table(data, folder / "part-0.parquet")
+        shutil.rmtree(loc.uri, ignore_errors=True)
+    replace_partition(loc, data, column="export_date", value=DAY)
 
 
 @pytest.fixture
@@ -275,16 +274,14 @@ def test_compound_key_duplicate(layout: Layout) -> None:
 
 
 def test_empty_events_day_fails(layout: Layout) -> None:
-    for f in layout.silver("events_part", DAY).glob("*.parquet"):
-        f.unlink()
+    _write(layout, "events_part", [])
     msg, _ = _fails(layout)
     assert "events_part: expect_table_row_count_to_be_between failed: observed 0" in msg
 
 
 def test_day_without_revenue_ad_revenue_crashes_or_errors_passes(layout: Layout) -> None:
     for table in ("revenue_events", "ad_revenue_events", "crashes", "errors"):
-        for f in layout.silver(table, DAY).glob("*.parquet"):
-            f.unlink()
+        _write(layout, table, [])
     result = run_gate(DAY, layout, build_docs=False)
     assert result["success"] and result["tables"]["crashes"]["rows"] == 0
 

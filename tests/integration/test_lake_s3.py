@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 BUCKET = "lake-it"
 ACCESS_KEY = "lake-key-id"
 SECRET = "lake-secret-" + uuid.uuid4().hex
-PART = "silver/events_part/date=2026-11-01"
+PART = "bronze/appmetrica/events/date=2026-11-01"
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +105,7 @@ def test_commit_then_hydrate_on_another_worker(env, tmp_path, s3):
     assert b.hydrate(PART) is True
     folder = b.layout.root / PART
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"part-0.parquet": b"one", "part-1.parquet": b"two"}
-    assert b.partitions("silver/events_part") == [PART]
-    assert b.current_urls(PART) == [
-        f"s3://{BUCKET}/{env['prefix']}/{PART}/_v/{version}/part-{i}.parquet" for i in (0, 1)
-    ]
+    assert b.partitions("bronze/appmetrica/events") == [PART]
 
 
 def test_a_new_commit_switches_the_pointer_and_removes_the_old_version(env, tmp_path, s3):
@@ -193,40 +190,50 @@ def test_single_objects_and_folders(env, tmp_path, s3):
     assert b.pull_file(rel) is False and not (b.layout.root / rel).exists()
 
 
-def test_dbt_reads_the_committed_files_through_httpfs_and_no_secret_is_logged(env, tmp_path, s3, caplog):
+def test_dbt_reads_silver_through_delta_scan_over_httpfs_and_no_secret_is_logged(env, tmp_path, s3, caplog):
+    import datetime as dt
+
     import duckdb
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from lakehouse.delta import locate, replace_partition
     from transforms.silver.schemas import SILVER_TABLES
 
-    a = _worker(tmp_path, "worker-a")
-    for table in SILVER_TABLES:
-        for day, n in (("2026-10-31", 2), ("2026-11-01", 3)):
-            rel = f"silver/{table}/date={day}"
-            (a.layout.root / rel).mkdir(parents=True)
-            pq.write_table(pa.table({"n": list(range(n))}), a.layout.root / rel / "part-0.parquet")
-            a.commit(rel)
-    # a version being written (no pointer names it) must not be read
-    s3.put_object(Bucket=BUCKET, Key=f"{env['prefix']}/{PART}/_v/99999999T000000000000Z-x/part-0.parquet", Body=b"junk")
+    layout = Layout((tmp_path / "worker-a").resolve())
+    big = 2**64 - 2  # a device id above 2^63: stored as DECIMAL(20,0), read back as UBIGINT
+    for table, spec in SILVER_TABLES.items():
+        for day, n in ((dt.date(2026, 10, 31), 2), (dt.date(2026, 11, 1), 3)):
+            rows = [{f.name: None for f in spec.schema} | {"export_date": day, "bronze_file": "b", "bronze_row": i}
+                    for i in range(n)]  # fmt: skip
+            if "appmetrica_device_id" in spec.schema.names:
+                rows[0]["appmetrica_device_id"] = big
+            data = pa.Table.from_pylist(rows, schema=spec.schema.with_metadata(None))
+            data = pa.Table.from_arrays(data.columns, schema=pa.schema([f.with_nullable(True) for f in spec.schema]))
+            replace_partition(locate(f"silver/{table}", layout), data, column="export_date", value=day)
+    assert _keys(s3, f"{env['prefix']}/silver/events_part/_delta_log/"), "silver is a Delta table on the store"
+    assert not (layout.root / "silver").exists(), "nothing of silver is written to the worker's scratch"
     database = tmp_path / "worker-a" / "warehouse" / "lake.duckdb"
     database.parent.mkdir(parents=True)
     with caplog.at_level(logging.DEBUG):
-        extra = dbt_lake_env(a.layout, database)
+        extra = dbt_lake_env(layout, database)
     assert extra["LAKEHOUSE_DBT_TARGET"] == "s3" and extra["DBT_ENV_SECRET_LAKE_S3_SECRET"] == SECRET
     assert SECRET not in caplog.text, "the secret key must not be logged, even at DEBUG"
     # botocore's DEBUG lines show the access key id (an identifier, not a secret); INFO and above do not
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and ACCESS_KEY in r.getMessage()]
     assert not any(SECRET in v for k, v in extra.items() if not k.startswith("DBT_ENV_SECRET_"))
     assert SECRET.encode() not in database.read_bytes(), "the secret is temporary, never stored in the database"
-    with duckdb.connect(str(database)) as con:
+    with duckdb.connect(str(database)) as con:  # as dbt's s3 target opens it
         con.execute(f"load '{extra['LAKEHOUSE_DUCKDB_HTTPFS']}'")
+        con.execute(f"load '{extra['LAKEHOUSE_DUCKDB_DELTA']}'")
         con.execute(
             f"create temporary secret (type s3, key_id '{ACCESS_KEY}', secret '{SECRET}', region 'us-east-1', "
             f"endpoint '{extra['LAKEHOUSE_S3_ENDPOINT']}', use_ssl false, url_style 'path')"
         )
-        scan = extra["LAKEHOUSE_SILVER_SCAN"].format(name="events_part")
-        assert con.execute(f"select count(*) from {scan}").fetchone()[0] == 5  # noqa: S608 - the test's own view
+        for table in SILVER_TABLES:
+            assert con.execute(f"select count(*) from lake_silver.{table}").fetchone()[0] == 5  # noqa: S608
+        got = con.execute("select max(appmetrica_device_id), typeof(max(appmetrica_device_id)) from "
+                          "lake_silver.events_part where export_date = date '2026-11-01'").fetchone()  # fmt: skip
+        assert got == (big, "UBIGINT")
 
 
 def test_hydrate_downloads_nothing_when_scratch_already_holds_the_committed_version(env, tmp_path, monkeypatch):

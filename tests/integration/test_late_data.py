@@ -14,10 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from lake_tables import silver_rows
 from test_gold_marts import read_mart
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse import pipeline
+from lakehouse.delta import locate, partition_files
 from lakehouse.settings import Layout
 
 pytestmark = pytest.mark.integration
@@ -52,16 +54,16 @@ def _env(monkeypatch: pytest.MonkeyPatch, data: Path, url: str) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_APPMETRICA_DEFAULT", json.dumps(conn))
 
 
-def _mtimes(layout: Layout, day: dt.date) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in layout.silver("events_part", day).glob("*.parquet")}
+def _files(layout: Layout, day: dt.date) -> list[dict]:
+    """The data files of the day in silver events_part: new ones (uuid names) whenever the day is rebuilt."""
+    return partition_files(locate("silver/events_part", layout), "export_date").get(day, [])
 
 
 def _events_on(root: Path, day: dt.date) -> tuple[int, int]:
     """(silver events of ``day``, gold events_1d summed over the devices for ``day``)."""
-    silver = (root / "silver" / "events_part" / f"date={day}" / "*.parquet").as_posix()
+    events = silver_rows(Layout(root), "events_part", day)
     gold = (root / "gold" / "device_features_daily" / "**" / "*.parquet").as_posix()
     with duckdb.connect() as con:
-        (events,) = con.sql(f"select count(*) from read_parquet('{silver}')").fetchone()  # noqa: S608 - a tmp path
         (features,) = con.sql(
             f"select sum(events_1d) from read_parquet('{gold}', hive_partitioning = true) "  # noqa: S608 - a tmp path
             f"where feature_date = date '{day}'"
@@ -85,20 +87,20 @@ def test_a_grown_export_rebuilds_its_silver_and_the_features_after_it(tmp_path, 
         events_before = _events_on(layout.root, D)
         assert events_before[0] == events_before[1] > 0
 
-        stamps = {d: _mtimes(layout, d) for d in pipeline.window(D)}
+        stamps = {d: _files(layout, d) for d in pipeline.window(D)}
         second = pipeline.run_day(D + dt.timedelta(days=1))
         assert second["status"] == "success"
         assert second["silver_rebuilt"] == [(D + dt.timedelta(days=1)).isoformat()], "D's export had not changed"
         summary = json.loads((pipeline.run_dir(D + dt.timedelta(days=1)) / "summary.json").read_text())
         assert summary["silver_rebuilt"] == second["silver_rebuilt"]
         for d in pipeline.window(D)[1:]:  # D-1 and D were exported again with the same bytes
-            assert _mtimes(layout, d) == stamps[d], d
+            assert _files(layout, d) == stamps[d], d
         before = read_mart(layout.root, "device_features_daily")  # features for D and D+1, evenings missing
 
         late.arrived = True  # within the server's 24 h cache: only a fresh export (no-cache) brings them
         third = pipeline.run_day(D + dt.timedelta(days=2))
         assert third["status"] == "success"
-        assert _mtimes(layout, D) != stamps[D], "D's silver must be rebuilt from its grown export"
+        assert _files(layout, D) != stamps[D], "D's silver must be rebuilt from its grown export"
         after = read_mart(layout.root, "device_features_daily")
         events_after = _events_on(layout.root, D)
 

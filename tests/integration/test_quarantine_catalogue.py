@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import airflow  # noqa: F401 - imported first: it reconfigures logging, which caplog must come after
-import pyarrow.parquet as pq
 import pytest
+from lake_tables import quarantine_table, silver_rows, silver_table
 
 from ingest.appmetrica import AppMetricaSettings, extract_resource
 from ingest.appmetrica.demo.generator import generate_rows
@@ -153,12 +153,11 @@ def _distinct(resource: str) -> int:
 
 
 def _quarantine(layout: Layout, resource: str) -> list[dict]:
-    files = sorted(layout.quarantine(resource, DAY).glob("*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
+    return quarantine_table(layout, resource, DAY).to_pylist()
 
 
 def _silver_rows(layout: Layout, table: str) -> int:
-    return sum(pq.read_metadata(f).num_rows for f in layout.silver(table, DAY).glob("*.parquet"))
+    return silver_rows(layout, table, DAY)
 
 
 SILVER_OF = {"events": "events_part", "profiles_v2": "permanent_user_properties"}
@@ -202,7 +201,7 @@ def test_unbalanced_quote_does_not_swallow_the_rows_after_it(server, run_day):
     server.tamper("events", rows=case.rows, body=case.body)
     layout, _ = run_day()
     bad = _quarantine(layout, "events")
-    events = pq.read_table(layout.silver("events_part", DAY)).to_pylist()
+    events = silver_table(layout, "events_part", DAY).to_pylist()
     rows_kept = {e["bronze_row"] for e in events}
     assert bad[0]["bronze_row"] + 1 in rows_kept or bad[0]["bronze_row"] + 2 in rows_kept
     assert "line" in bad[0]["detail"] and "re-read" in bad[0]["detail"]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lake_tables import write_rows
 
 from lakehouse.settings import REPO_ROOT, ConfigError, Layout
 from transforms import gold
@@ -119,9 +120,7 @@ def _fake_silver(layout: Layout, tables: tuple[str, ...] | None = None) -> None:
     from transforms.silver.schemas import SILVER_TABLES
 
     for table in tables or tuple(SILVER_TABLES):
-        part = layout.silver(table, dt.date(2026, 11, 1))
-        part.mkdir(parents=True)
-        (part / "part-00000.parquet").write_bytes(b"not read: dbt is stubbed")
+        write_rows(layout, table, dt.date(2026, 11, 1), [{}])  # one row of nulls: dbt is stubbed
 
 
 def test_no_silver_events_fails_before_running_dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

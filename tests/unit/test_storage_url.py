@@ -69,7 +69,6 @@ def test_local_lake_is_a_no_op(tmp_path, monkeypatch):
     lake.push_file("silver/events_part/date=2026-11-01/a.parquet")
     lake.remove_file("silver/events_part/date=2026-11-01/a.parquet")
     assert (part / "a.parquet").read_bytes() == b"x", "local disk is the lake: nothing is moved or deleted"
-    assert lake.current_urls("silver/events_part/date=2026-11-01") == [str(part / "a.parquet")]
 
 
 def test_a_local_url_must_be_the_data_dir(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """A Great Expectations (Core 1.x) quality gate between silver and gold.
 
-``run_gate(day)`` reads that day's partition of each silver table
-(``layout.silver(table, day)/*.parquet``, pyarrow -> pandas), validates it against the table's
+``run_gate(day)`` reads that day's partition of each silver table (its Delta table's
+``export_date`` partition, lakehouse/delta.py; pyarrow -> pandas), validates it against the table's
 expectation suite (``transforms/quality/expectations/<table>.json``, kept in the repo) and returns
 a summary. If any expectation fails it raises :class:`QualityGateError`, whose message says in
 plain words which expectation failed on which table and column, with example values.
@@ -88,22 +88,21 @@ def load_suite(table: str, *, with_row_floor: bool = True) -> dict[str, Any]:
 
 
 def read_partition(table: str, day: dt.date, layout: Layout) -> tuple[Any, int]:
-    """Read one silver partition into pandas; return (frame, number of files).
+    """Read one day (the ``export_date`` partition) of a silver Delta table into pandas; return (frame, data files).
 
-    No files (or no folder): an empty frame with the table's schema.
+    No table or no rows that day: an empty frame with the table's schema.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
-    folder = layout.silver(table, day)
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
-        return SILVER_TABLES[table].schema.empty_table().to_pandas(), 0
-    tables = [pq.read_table(f) for f in files]
-    common = set.intersection(*(set(t.column_names) for t in tables))
-    cols = [c for c in tables[0].column_names if c in common]
-    data = pa.concat_tables([t.select(cols) for t in tables], promote_options="permissive")
-    return data.to_pandas(), len(files)
+    from lakehouse.delta import locate, partition_files, read_table
+
+    loc = locate(f"silver/{table}", layout)
+    schema = SILVER_TABLES[table].schema
+    data = read_table(loc, filters=ds.field("export_date") == pa.scalar(day, pa.date32()), schema=schema)
+    if data is None:
+        return schema.empty_table().to_pandas(), 0
+    return data.to_pandas(), len(partition_files(loc, "export_date").get(day, []))
 
 
 def add_derived_columns(table: str, frame: Any) -> Any:

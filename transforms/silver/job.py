@@ -2,24 +2,23 @@
 
 Flow per resource: records are read in file order, typed in batches with pyarrow compute,
 bad rows go to quarantine with a reason and their source position, exact duplicate rows are
-kept once, and the good rows feed the silver tables. Every partition of the day is written in
-a staging folder and swapped into place only when the whole day succeeded.
+kept once, and the good rows feed the silver tables. Every table's day is staged in a scratch
+folder and, once the whole day succeeded, committed to the table's Delta Lake table (lakehouse/delta.py)
+as one replace of its export_date partition.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.appmetrica.resources import RESOURCES, Resource
-from lakehouse.fsutil import staged_dir, write_json
+from lakehouse.fsutil import scratch_dir, write_json
 from lakehouse.settings import ConfigError, Layout
 from transforms.silver import properties
 from transforms.silver.bronze_reader import MAX_FIELD_CHARS, BadRecord, iter_records, raw_text, read_header
@@ -44,6 +43,7 @@ from transforms.silver.schemas import (
     FIELD_TYPES,
     JSON_FIELDS,
     PERMANENT_USER_PROPERTIES,
+    QUARANTINE_SCHEMA,
     REQUIRED_FIELDS,
     SILVER_TABLES,
     TECHNICAL_DATA,
@@ -58,6 +58,12 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 50_000
 SILVER_RESOURCES = tuple(RESOURCES)  # every exported resource feeds silver
 MANIFEST = "_manifest.json"
+# The commit metadata key naming the export date a silver or quarantine commit replaced.
+COMMIT_DATE_KEY = "lakehouse.export_date"
+# events_part last: its commit says the whole day is in (lakehouse.pipeline reads what it was built from).
+SILVER_COMMIT_ORDER = (*(t for t in SILVER_TABLES if t != "events_part"), "events_part")
+# Staged files are read once, right away, by the Delta writer: fast compression
+_STAGING = "lz4"
 # Reasons meaning "the value does not fit the column's contract type"; their detail starts with "<column>=".
 TYPE_REASONS = frozenset({"invalid_integer", "invalid_datetime", "invalid_date", "invalid_boolean", "invalid_decimal"})
 
@@ -576,36 +582,40 @@ def _event_properties(table: pa.Table, leaves: pa.Table) -> pa.Table:
     return pa.Table.from_pydict(out)
 
 
-def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimits | None = None) -> dict[str, Any]:
+def build_silver(
+    day: dt.date, layout: Layout | None = None, *, metadata: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Build every silver table and the quarantine for ``day`` from its bronze exports.
 
+    Each table's day is staged in a scratch folder, then committed to the table's Delta Lake table
+    (``silver/<table>``, ``quarantine/<resource>``) as one replace of its ``export_date`` partition,
+    with ``metadata`` (what the day was built from) and ``lakehouse.export_date`` in the commit.
+    The quarantine is committed first, ``events_part`` last. When too many rows were quarantined,
+    only the quarantine is committed and :class:`SilverError` is raised.
+
     Returns a summary: per resource what was read, kept, deduplicated and quarantined (by
-    reason), and per silver table its rows and files.
+    reason), and per silver table its rows and the table version committed.
     """
     layout = layout or Layout.from_env()
-    limits = limits or WriterLimits.from_env()
+    limits = WriterLimits()  # of the staged files only: the Delta writer sizes the table's files
     parts = {name: _bronze_parts(layout, name, day) for name in SILVER_RESOURCES}
     stats = {name: ResourceStats() for name in SILVER_RESOURCES}
-
     max_rate = quarantine_max_rate()
-    breach: str | None = None
-    # Quarantine and silver are staged separately: when too many rows are quarantined the day's
-    # silver is not replaced, but its quarantine is, so the bad rows can be inspected.
-    with contextlib.ExitStack() as quarantine_stack:
-        quarantines = {
-            r: QuarantineWriter(quarantine_stack.enter_context(staged_dir(layout.quarantine(r, day))), r, day, limits)
-            for r in SILVER_RESOURCES
-        }
-        try:
-            with contextlib.ExitStack() as silver_stack:
-                folders = {t: silver_stack.enter_context(staged_dir(layout.silver(t, day))) for t in SILVER_TABLES}
-                tables = _write_tables(day, layout, limits, parts, stats, folders, quarantines)
-                quarantined = {r: q.writer.close()["rows"] for r, q in quarantines.items()}
-                breach = _threshold_breach(day, stats, max_rate)
-                if breach:
-                    raise _KeepQuarantineOnly
-        except _KeepQuarantineOnly:
-            pass
+    commit = {**(metadata or {}), COMMIT_DATE_KEY: day.isoformat()}
+    # scratch beside the lake's folders (on S3: this worker's scratch), removed after the commits or by the next run
+    with scratch_dir(layout.root / "silver" / f"date={day.isoformat()}") as workdir:
+        quarantines = {r: QuarantineWriter(_folder(workdir / "quarantine" / r), r, day, limits, _STAGING)
+                       for r in SILVER_RESOURCES}  # fmt: skip
+        staged = {t: _folder(workdir / "silver" / t) for t in SILVER_TABLES}
+        tables = _write_tables(day, layout, limits, parts, stats, staged, quarantines, workdir)
+        quarantined = {r: q.close() for r, q in quarantines.items()}
+        breach = _threshold_breach(day, stats, max_rate)
+        # a refused day still replaces its quarantine, so the bad rows can be inspected
+        for r in SILVER_RESOURCES:
+            _commit(layout, f"quarantine/{r}", workdir / "quarantine" / r, QUARANTINE_SCHEMA, day, commit)
+        if not breach:
+            versions = {t: _commit(layout, f"silver/{t}", staged[t], SILVER_TABLES[t].schema, day, commit)
+                        for t in SILVER_COMMIT_ORDER}  # fmt: skip
     _write_drift_record(layout, day, stats)
     if breach:
         raise SilverError(breach)
@@ -614,7 +624,7 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
         "date": day.isoformat(),
         "resources": {r: s.as_dict() for r, s in stats.items()},
         "tables": {t: tables[t]["rows"] for t in SILVER_TABLES},
-        "files": {t: tables[t]["files"] for t in SILVER_TABLES},
+        "versions": {t: versions[t] for t in SILVER_TABLES},
         "quarantined": quarantined,
         "schema_drift": {r: s.extra_columns for r, s in stats.items() if s.extra_columns},
         "type_mismatches": {r: dict(s.type_mismatches) for r, s in stats.items() if s.type_mismatches},
@@ -625,6 +635,24 @@ def build_silver(day: dt.date, layout: Layout | None = None, limits: WriterLimit
     return summary
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _commit(
+    layout: Layout, rel: str, folder: Path, schema: pa.Schema, day: dt.date, metadata: Mapping[str, str]
+) -> int:
+    """Replace the ``export_date = day`` partition of the lake table ``rel`` with the staged files in ``folder``."""
+    import pyarrow.dataset as ds
+
+    from lakehouse.delta import ROW_GROUP_ROWS, locate, replace_partition
+
+    files = [str(f) for f in sorted(folder.glob("*.parquet"))]
+    rows = ds.dataset(files, schema=schema, format="parquet").scanner(batch_size=ROW_GROUP_ROWS).to_reader()
+    return replace_partition(locate(rel, layout), rows, column="export_date", value=day, metadata=metadata)
+
+
 def _write_tables(
     day: dt.date,
     layout: Layout,
@@ -633,63 +661,57 @@ def _write_tables(
     stats: dict[str, ResourceStats],
     folders: dict[str, Path],
     quarantines: dict[str, QuarantineWriter],
+    workdir: Path,
 ) -> dict[str, dict[str, Any]]:
-    """Read every resource of the day and write every silver table into ``folders``."""
-    writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits) for t in SILVER_TABLES}
+    """Read every resource of the day and stage every silver table into ``folders``."""
+    writers = {t: PartitionWriter(folders[t], SILVER_TABLES[t].schema, limits, _STAGING) for t in SILVER_TABLES}
     profiles: list[Batch] = []
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tmp-silver-work-", dir=layout.root) as tmp:
-        workdir = Path(tmp)
-        observations = _Observations(workdir)
-        try:
-            for name in SILVER_RESOURCES:
-                bronze = parts[name]
-                staged = StagedRows(workdir, name)
-                for batch in _read_batches(bronze.resource, bronze.files, layout, quarantines[name], stats[name]):
-                    staged.add(batch.table, *batch.digests, batch.leaves)
-                    del batch
-                # exact duplicates (same digest) are dropped by DuckDB over the whole day: first row kept
-                for kept, leaves in staged.batches():
-                    batch = Batch(kept, leaves)
-                    table = batch.table
-                    if name == "profiles_v2":
-                        profiles.append(batch)
-                        continue
-                    if name in TYPED_ROW_TABLES:
-                        writers[name].write(_typed_rows(bronze.resource, table, day))
-                        continue
-                    observations.add(_observations(name, table))
-                    if name == "events":
-                        table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
-                        table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
-                        table = _with_export_date(table, day)
-                        writers["events_part"].write(table)
-                        if batch.leaves is not None and batch.leaves.num_rows:
-                            props = _event_properties(table, batch.leaves)
-                            writers["tmp_event_properties"].write(_with_export_date(props, day))
-                    del table, batch
-                stats[name].duplicates += staged.duplicates
-                stats[name].rows_good -= staged.duplicates
-            perm, attrs = _profiles(profiles, parts["profiles_v2"].resource, day, stats["profiles_v2"])
-            observations.aggregate(
-                [
-                    (_MOBILE_DEVICES_SQL, writers["mobile_devices"]),
-                    (_TECHNICAL_DATA_SQL, writers["technical_data"]),
-                    (_USER_LOCATIONS_SQL, writers["user_locations"]),
-                ],
-                day,
-                {"profile_sdk": _profile_sdk(perm)},
-            )
-        finally:
-            observations.close()
+    observations = _Observations(workdir)
+    try:
+        for name in SILVER_RESOURCES:
+            bronze = parts[name]
+            staged = StagedRows(workdir, name)
+            for batch in _read_batches(bronze.resource, bronze.files, layout, quarantines[name], stats[name]):
+                staged.add(batch.table, *batch.digests, batch.leaves)
+                del batch
+            # exact duplicates (same digest) are dropped by DuckDB over the whole day: first row kept
+            for kept, leaves in staged.batches():
+                batch = Batch(kept, leaves)
+                table = batch.table
+                if name == "profiles_v2":
+                    profiles.append(batch)
+                    continue
+                if name in TYPED_ROW_TABLES:
+                    writers[name].write(_typed_rows(bronze.resource, table, day))
+                    continue
+                observations.add(_observations(name, table))
+                if name == "events":
+                    table = table.rename_columns(["event_id" if c == "row_hash" else c for c in table.column_names])
+                    table = table.append_column("event_date", pc.cast(table.column("event_datetime"), pa.date32()))
+                    table = _with_export_date(table, day)
+                    writers["events_part"].write(table)
+                    if batch.leaves is not None and batch.leaves.num_rows:
+                        props = _event_properties(table, batch.leaves)
+                        writers["tmp_event_properties"].write(_with_export_date(props, day))
+                del table, batch
+            stats[name].duplicates += staged.duplicates
+            stats[name].rows_good -= staged.duplicates
+        perm, attrs = _profiles(profiles, parts["profiles_v2"].resource, day, stats["profiles_v2"])
+        observations.aggregate(
+            [
+                (_MOBILE_DEVICES_SQL, writers["mobile_devices"]),
+                (_TECHNICAL_DATA_SQL, writers["technical_data"]),
+                (_USER_LOCATIONS_SQL, writers["user_locations"]),
+            ],
+            day,
+            {"profile_sdk": _profile_sdk(perm)},
+        )
+    finally:
+        observations.close()
     writers["permanent_user_properties"].write(perm)
     writers["tmp_user_properties"].write(attrs)
 
     return {t: w.close() for t, w in writers.items()}
-
-
-class _KeepQuarantineOnly(Exception):
-    """Internal: discard the staged silver partitions but keep the staged quarantine."""
 
 
 def max_field_chars() -> int:
@@ -714,9 +736,9 @@ def _threshold_breach(day: dt.date, stats: dict[str, ResourceStats], max_rate: f
     return (
         f"silver {day}: too many bad rows, above the {max_rate:.2%} threshold (LAKEHOUSE_QUARANTINE_MAX_RATE): "
         + "; ".join(problems)
-        + ". The day's silver was not replaced; the bad rows are in quarantine/<resource>/date="
+        + ". The day's silver was not replaced; the bad rows are in the quarantine/<resource> tables (export_date "
         + day.isoformat()
-        + "/ with their reasons."
+        + ") with their reasons."
     )
 
 

@@ -1,9 +1,11 @@
 """Shared by every silver job: the quarantine writer, its rate threshold and the staged day.
 
-A silver job stages each partition it writes (``lakehouse.fsutil.staged_dir``) and swaps them in
-only when the whole day succeeded. When too many rows were quarantined the day's silver must stay
-as it was while its quarantine is replaced, so the bad rows can be inspected: :func:`staged_day`
-gives that behaviour to any job through :attr:`StagedDay.discard_silver`.
+When too many rows were quarantined the day's silver must stay as it was while its quarantine is
+replaced, so the bad rows can be inspected. The AppMetrica silver job (transforms/silver/job.py)
+does so by committing only the quarantine's Delta tables. A declared source's silver job stages
+each Parquet partition it writes (``lakehouse.fsutil.staged_dir``) and swaps them in only when the
+whole day succeeded: :func:`staged_day` gives it that behaviour through
+:attr:`StagedDay.discard_silver`.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ def quarantine_max_rate() -> float:
 class QuarantineWriter:
     """Rows of one resource that failed, written as ``QUARANTINE_SCHEMA`` Parquet into ``folder``."""
 
-    def __init__(self, folder: Path, resource: str, day: dt.date, limits: WriterLimits) -> None:
+    def __init__(
+        self, folder: Path, resource: str, day: dt.date, limits: WriterLimits, compression: str = "zstd"
+    ) -> None:
         self.resource = resource
         self.day = day
-        self.writer = PartitionWriter(folder, QUARANTINE_SCHEMA, limits)
+        self.writer = PartitionWriter(folder, QUARANTINE_SCHEMA, limits, compression)
 
     def add(self, bronze_file: str, rows: list[int], reasons: list[str], details: list[str], raws: list[str]) -> None:
         """Quarantine ``rows`` (1-based record numbers in ``bronze_file``) with their reason, detail and raw text."""

@@ -55,8 +55,9 @@ class PartitionWriter:
     empty) so readers always find the table's schema.
     """
 
-    def __init__(self, folder: Path, schema: pa.Schema, limits: WriterLimits) -> None:
+    def __init__(self, folder: Path, schema: pa.Schema, limits: WriterLimits, compression: str = "zstd") -> None:
         self.folder = folder
+        self.compression = compression
         self.schema = schema
         self.limits = limits
         self.files: list[str] = []
@@ -74,7 +75,7 @@ class PartitionWriter:
         return pq.ParquetWriter(
             self.folder / name,
             self.schema,
-            compression="zstd",
+            compression=self.compression,
             write_statistics=True,
             use_dictionary=True,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
+from lake_tables import silver_table
 from silver_helpers import DAY, row
 
 from transforms.silver import build_silver, job
@@ -32,8 +32,7 @@ def _events() -> list[dict[str, str]]:
 def _tables(layout) -> dict[str, list[dict]]:
     out = {}
     for table in AGGREGATED:
-        files = sorted(layout.silver(table, DAY).glob("*.parquet"))
-        out[table] = [r for f in files for r in pq.read_table(f).to_pylist()]
+        out[table] = silver_table(layout, table, DAY).to_pylist()
     return out
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
+from lake_tables import quarantine_table, silver_table
 from silver_helpers import DAY, csv_bytes, row
 
 from ingest.appmetrica.resources import RESOURCES
@@ -101,7 +101,7 @@ def test_a_record_longer_than_a_block_falls_back(layout, write_bronze, empty_bro
     write_bronze("events", [*small, huge])
     summary = build_silver(DAY, layout)
     assert summary["tables"]["events_part"] == 199 and summary["quarantined"]["events"] == 0
-    props = pq.read_table(next(layout.silver("tmp_event_properties", DAY).glob("*.parquet")))
+    props = silver_table(layout, "tmp_event_properties", DAY)
     assert props.column("value_text").to_pylist() == ["ж" * 10_000]
 
 
@@ -123,12 +123,12 @@ def test_a_dirty_file_keeps_its_clean_prefix_and_the_record_reader_decides_the_r
     events = summary["resources"]["events"]
     assert events["rows_read"] == 79 + 1 + 5 + 1
     assert events["rows_good"] == 79 and events["duplicates"] == 5
-    quarantine = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet"))).to_pylist()
+    quarantine = quarantine_table(layout, "events", DAY).to_pylist()
     assert {(q["bronze_row"], q["reason"]) for q in quarantine} == {
         (80, "broken_csv_record"),
         (86, "wrong_field_count"),
     }
-    part = pq.read_table(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    part = silver_table(layout, "events_part", DAY)
     assert sorted(part.column("bronze_row").to_pylist()) == list(range(1, 80))
     assert part.column("appmetrica_device_id").to_pylist() == list(range(1, 80))
 
@@ -150,12 +150,12 @@ def test_a_clean_file_with_a_long_field_and_an_unknown_enum_quarantines_as_the_r
     summary = build_silver(DAY, layout)
     events = summary["resources"]["events"]
     assert events["rows_read"] == 59 and events["rows_good"] == 57
-    quarantine = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet"))).to_pylist()
+    quarantine = quarantine_table(layout, "events", DAY).to_pylist()
     assert sorted((q["bronze_row"], q["reason"]) for q in quarantine) == [
         (30, "field_too_long"),
         (50, "unknown_enum_value"),
     ]
-    part = pq.read_table(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    part = silver_table(layout, "events_part", DAY)
     assert sorted(part.column("bronze_row").to_pylist()) == [i for i in range(1, 60) if i not in (30, 50)]
 
 
@@ -266,7 +266,7 @@ def test_event_ids_are_md5_of_the_exported_values(layout, write_bronze, empty_br
     r = row("events", event_name="e", event_datetime="2026-11-01 10:00:00", appmetrica_device_id="7")
     write_bronze("events", [r])
     build_silver(DAY, layout)
-    part = pq.read_table(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    part = silver_table(layout, "events_part", DAY)
     joined = "\x1f".join(r[f] for f in RESOURCES["events"].fields)
     assert part.column("event_id").to_pylist() == [hashlib.md5(joined.encode()).hexdigest()]  # noqa: S324
     assert part.column("event_date").to_pylist() == [dt.date(2026, 11, 1)]

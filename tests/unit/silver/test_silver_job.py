@@ -10,14 +10,14 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_tables import quarantine_table, silver_table
 from silver_helpers import DAY, csv_bytes, row
 
 from ingest.appmetrica.resources import RESOURCES
-from lakehouse.fsutil import sha256_file
+from lakehouse.delta import latest_commit, locate, open_table, partition_files
 from lakehouse.settings import ConfigError
 from transforms.silver import SilverError, build_silver
 from transforms.silver.schemas import SILVER_TABLES
-from transforms.silver.writer import WriterLimits
 
 BIG_ID = "18446744073709551000"  # above 2**63: must survive as UInt64
 TRICKY_JSON = json.dumps(
@@ -44,9 +44,7 @@ def event(**kw: str) -> dict[str, str]:
 
 
 def read(layout, table: str, day: dt.date = DAY) -> pa.Table:
-    files = sorted(layout.silver(table, day).glob("*.parquet"))
-    assert files, f"no files for {table}"
-    return pa.concat_tables([pq.read_table(f) for f in files])
+    return silver_table(layout, table, day)
 
 
 def test_tricky_csv_is_typed_deduplicated_and_traceable(layout, write_bronze, empty_bronze):
@@ -125,7 +123,7 @@ def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(
 
     events = read(layout, "events_part")
     assert sorted(events.column("event_name").to_pylist()) == ["app_open", "later_good"]
-    q = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet"))).to_pylist()
+    q = quarantine_table(layout, "events", DAY).to_pylist()
     got = {(r["bronze_row"], r["reason"]) for r in q}
     assert got == {
         (2, "invalid_json"),
@@ -145,14 +143,20 @@ def test_bad_rows_are_quarantined_with_reason_and_position_and_good_rows_kept(
     assert summary["quarantined"]["events"] == 7
 
 
-def test_same_bronze_gives_byte_identical_silver(layout, write_bronze, empty_bronze):
+def test_same_bronze_gives_identical_silver_tables(layout, write_bronze, empty_bronze):
+    """A rebuild of the day is a new version of each table (new data files) holding the same rows in the same order."""
     empty_bronze()
     write_bronze("events", [event(event_json=TRICKY_JSON, session_id=str(i)) for i in range(50)])
-    build_silver(DAY, layout)
-    first = {p.relative_to(layout.root): sha256_file(p) for p in (layout.root / "silver").rglob("*.parquet")}
-    build_silver(DAY, layout)
-    second = {p.relative_to(layout.root): sha256_file(p) for p in (layout.root / "silver").rglob("*.parquet")}
-    assert first == second and len(first) == len(SILVER_TABLES)
+    first = build_silver(DAY, layout, metadata={"lakehouse.run": "a"})
+    rows = {t: read(layout, t) for t in SILVER_TABLES}
+    files = {t: partition_files(locate(f"silver/{t}", layout), "export_date") for t in SILVER_TABLES}
+    second = build_silver(DAY, layout, metadata={"lakehouse.run": "b"})
+    assert all(read(layout, t).equals(rows[t]) for t in SILVER_TABLES)
+    assert all(second["versions"][t] == first["versions"][t] + 1 for t in SILVER_TABLES)
+    rewritten = [t for t in SILVER_TABLES if partition_files(locate(f"silver/{t}", layout), "export_date") != files[t]]
+    assert rewritten == [t for t in SILVER_TABLES if files[t]] and "events_part" in rewritten  # empty days: no file
+    commit = latest_commit(locate("silver/events_part", layout), {"lakehouse.export_date": DAY.isoformat()})
+    assert commit["lakehouse.run"] == "b" and commit["version"] == second["versions"]["events_part"]
 
 
 def test_device_session_and_location_tables(layout, write_bronze, empty_bronze):
@@ -272,15 +276,16 @@ def test_no_configured_attributes_give_no_attribute_rows(layout, write_bronze, e
 def test_missing_column_fails_naming_it_and_keeps_previous_silver(layout, write_bronze, empty_bronze):
     empty_bronze()
     write_bronze("events", [event()])
-    build_silver(DAY, layout)
-    before = sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    version = build_silver(DAY, layout)["versions"]["events_part"]
+    before = read(layout, "events_part")
 
     fields = [f for f in RESOURCES["events"].fields if f != "event_name"]
     write_bronze("events", csv_bytes(fields, [["x"] * len(fields)]))
     with pytest.raises(SilverError, match=r"events lacks required column.*event_name"):
         build_silver(DAY, layout)
-    assert sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet"))) == before
-    leftovers = [p for p in (layout.root / "silver").rglob("*") if p.name.startswith(".tmp-")]
+    assert open_table(locate("silver/events_part", layout)).version() == version
+    assert read(layout, "events_part").equals(before)
+    leftovers = [p for p in layout.root.rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
 
 
@@ -289,15 +294,19 @@ def test_missing_bronze_names_the_manifest(layout):
         build_silver(DAY, layout)
 
 
-def test_file_and_row_group_limits(layout, write_bronze, empty_bronze):
+def test_silver_tables_are_delta_tables_partitioned_by_export_date(layout, write_bronze, empty_bronze):
     empty_bronze()
     write_bronze("events", [event(session_id=str(i)) for i in range(25)])
-    build_silver(DAY, layout, WriterLimits(max_rows_per_file=10, max_bytes_per_file=1 << 30, row_group_rows=4))
-    files = sorted(layout.silver("events_part", DAY).glob("*.parquet"))
-    metas = [pq.read_metadata(f) for f in files]
-    # Files close on row-group boundaries: 8 + 8 > 10 opens a new file, the last 1 row fits beside 8.
-    assert [m.num_rows for m in metas] == [8, 8, 9]
-    assert all(m.row_group(i).num_rows <= 4 for m in metas for i in range(m.num_row_groups))
+    build_silver(DAY, layout)
+    for table in SILVER_TABLES:
+        loc = locate(f"silver/{table}", layout)
+        assert loc.uri == str(layout.root / "silver" / table)
+        assert open_table(loc).metadata().partition_columns == ["export_date"]
+    (data,) = partition_files(locate("silver/events_part", layout), "export_date")[DAY]
+    meta = pq.read_metadata(layout.root / "silver" / "events_part" / data["path"])
+    assert data["path"].startswith(f"export_date={DAY.isoformat()}/") and meta.num_rows == data["num_records"] == 25
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert "export_date" not in meta.schema.names  # the partition value lives in the path and the log
 
 
 def test_quarantine_rate_above_threshold_fails_keeps_silver_and_writes_quarantine(
@@ -307,7 +316,7 @@ def test_quarantine_rate_above_threshold_fails_keeps_silver_and_writes_quarantin
     good = [event(session_id=str(i)) for i in range(1, 100)]
     write_bronze("events", good)
     build_silver(DAY, layout)
-    before = sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet")))
+    before = read(layout, "events_part")
 
     write_bronze("events", [*good, event(event_json="{broken"), event(event_datetime="2026-11-01 25:00:00")])
     with pytest.raises(SilverError) as err:  # 2 of 101 rows = 1.98 % > 1 %
@@ -315,8 +324,8 @@ def test_quarantine_rate_above_threshold_fails_keeps_silver_and_writes_quarantin
     message = str(err.value)
     assert "events: 2 of 101 rows (1.98%) quarantined (invalid_json 1, invalid_datetime 1)" in message
     assert "LAKEHOUSE_QUARANTINE_MAX_RATE" in message
-    assert sha256_file(next(layout.silver("events_part", DAY).glob("*.parquet"))) == before
-    quarantined = pq.read_table(next(layout.quarantine("events", DAY).glob("*.parquet")))
+    assert read(layout, "events_part").equals(before)
+    quarantined = quarantine_table(layout, "events", DAY)
     assert sorted(quarantined.column("reason").to_pylist()) == ["invalid_datetime", "invalid_json"]
 
     monkeypatch.setenv("LAKEHOUSE_QUARANTINE_MAX_RATE", "0.05")
