@@ -6,7 +6,11 @@ writing), and gold (one DuckDB warehouse and one dbt target), the GX Data Docs s
 publish prefix are shared. ``exclusive(name)`` serialises those sections with ``flock`` on a file
 under ``$LAKEHOUSE_DATA_DIR/warehouse/locks/``: processes on one machine (LocalExecutor, the CLI's
 backfill). Workers on several machines need a lock that spans them (an Airflow pool of one slot
-for the gold tasks); docs/operations.md says so.
+for the gold tasks); docs/operations.md says so. The silver and quarantine Delta tables do not
+depend on these locks: a day's commit is conditional, and of two writers of one day the second
+fails with ``LakeCommitConflict`` (lakehouse/delta.py) and is retried. The day lock still lets a
+run read a lookback day's bronze only after another run's export of it, and skip a rebuild the
+other run already committed.
 """
 
 from __future__ import annotations
