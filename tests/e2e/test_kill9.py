@@ -358,7 +358,9 @@ def test_kill9_at_each_step_then_rerun_matches_a_clean_run(
     # 2. Mid silver: killed between two silver tables' commits.
     run = run_day(lake, api.url, failpoint="commit@silver/tmp_event_properties")
     assert run.returncode == -signal.SIGKILL, run.output[-4000:]
-    died = re.search(r"failpoint commit reached at silver/tmp_event_properties export_date=(\S+)", run.output)
+    died = re.search(
+        r"failpoint commit reached at silver/tmp_event_properties export_date=(\d{4}-\d\d-\d\d)", run.output
+    )
     assert died, run.output[-4000:]
     view = check_reader_view(lake, s3, earlier, clean)
     assert {view[u] for u in view if u.startswith("bronze/")} == {"new", "same"}, view
