@@ -449,7 +449,7 @@ def _dbt_secret(options: dict[str, str]) -> dict[str, str]:
 
 
 def silver_present(layout: Layout, table: str = "events_part") -> bool:
-    """Whether the lake's silver Delta table ``table`` holds any data file (on local disk or S3)."""
-    from lakehouse.delta import locate, partition_files
+    """Whether the lake holds the silver Delta table ``table`` (on local disk or S3; its days may be empty)."""
+    from lakehouse.delta import locate, open_table
 
-    return bool(partition_files(locate(f"silver/{table}", layout), "export_date"))
+    return open_table(locate(f"silver/{table}", layout)) is not None

@@ -514,7 +514,7 @@ def build_gold(
 
         if not silver_present(layout):
             raise GoldBuildError(
-                f"no silver events_part rows in the lake ({locate('silver/events_part', layout).uri}): "
+                f"no silver events_part table in the lake ({locate('silver/events_part', layout).uri}): "
                 "nothing to build gold from"
             )
         absent = [t for t in _gold_silver_tables() if not silver_present(layout, t)]
