@@ -13,8 +13,10 @@ work against the new table state.
 
 Delta has no unsigned integers: ``uint64`` columns (AppMetrica's device ids, a quarter of which
 are above 2^63) are stored as ``DECIMAL(20,0)``, which Spark, Trino and DuckDB read exactly, and
-smaller unsigned types as the next wider signed type. :func:`read_table` with the writer's schema
-(and the DuckDB views over :func:`scan_sql`) cast them back.
+smaller unsigned types as the next wider signed type. Each such column carries the Arrow type it was
+written as in its field metadata (``lakehouse.unsigned``), so :func:`table_schema` gives back the
+writer's schema from the table alone; :func:`read_table` with that schema (and the DuckDB views over
+:func:`scan_sql`) cast them back.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ _DELTA_TYPE = {
     pa.uint32(): pa.int64(),
     pa.uint64(): pa.decimal128(20, 0),
 }
+UNSIGNED_KEY = b"lakehouse.unsigned"  # field metadata: the unsigned Arrow type a widened column was written as
+_UNSIGNED = {str(t).encode(): t for t in _DELTA_TYPE}
 
 
 class LakeCommitConflict(RuntimeError):
@@ -113,8 +117,32 @@ def locate(rel: str, layout: Layout | None = None, conn_id: str = S3_CONN_ID) ->
 
 
 def delta_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with every unsigned integer column as the signed type Delta stores it as."""
-    return pa.schema([f.with_type(_DELTA_TYPE.get(f.type, f.type)) for f in schema], metadata=schema.metadata)
+    """``schema`` with every unsigned integer column as the signed type Delta stores it as.
+
+    A widened column is tagged with its unsigned type (field metadata ``lakehouse.unsigned``), which
+    the table's schema keeps (see :func:`table_schema`).
+    """
+    fields = []
+    for f in schema:
+        if f.type in _DELTA_TYPE:
+            f = f.with_type(_DELTA_TYPE[f.type]).with_metadata({**(f.metadata or {}), UNSIGNED_KEY: str(f.type)})
+        fields.append(f)
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def writer_schema(stored: pa.Schema) -> pa.Schema:
+    """The schema a table was written with: every column tagged ``lakehouse.unsigned`` back to its unsigned type."""
+    fields = []
+    for f in stored:
+        tag = (f.metadata or {}).get(UNSIGNED_KEY)
+        fields.append(f.with_type(_UNSIGNED[tag]).remove_metadata() if tag in _UNSIGNED else f)
+    return pa.schema(fields)
+
+
+def table_schema(loc: DeltaLocation, *, as_of: int | dt.datetime | None = None) -> pa.Schema | None:
+    """The writer's schema of the table at ``loc`` (unsigned columns as written), or None when it is missing."""
+    table = open_table(loc, as_of=as_of)
+    return None if table is None else writer_schema(pa.schema(table.schema().to_arrow()))
 
 
 def _to_delta(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.RecordBatchReader:
@@ -142,7 +170,7 @@ def _writer_properties() -> Any:
 
 
 def _write(loc: DeltaLocation, data: Any, *, predicate: str | None, partition_by: list[str] | None,
-           metadata: Mapping[str, str] | None, what: str) -> int:  # fmt: skip
+           metadata: Mapping[str, str] | None, what: str, schema_mode: str | None = None) -> int:  # fmt: skip
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -156,6 +184,7 @@ def _write(loc: DeltaLocation, data: Any, *, predicate: str | None, partition_by
             mode="overwrite",
             predicate=predicate,
             partition_by=partition_by,
+            schema_mode=schema_mode,
             storage_options=loc.storage_options or None,
             commit_properties=_commit_properties(metadata),
             writer_properties=_writer_properties(),
@@ -197,15 +226,74 @@ def replace_partition(
                   metadata=metadata, what=f"{column}={value}")  # fmt: skip
 
 
+def replace_dates(
+    loc: DeltaLocation,
+    data: pa.Table | pa.RecordBatchReader,
+    *,
+    column: str,
+    dates: list[dt.date],
+    metadata: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the rows of ``column in dates`` with ``data`` in one commit; the new version.
+
+    Dates of ``dates`` that ``data`` has no row of end up with no rows. Every row of ``data`` must
+    carry one of ``dates`` in ``column`` (checked for a Table; Delta refuses a stream's stray rows at
+    commit). The table must exist (create it with :func:`replace_table`).
+    """
+    if (
+        not re.fullmatch(r"[a-z_][a-z0-9_]*", column)
+        or not dates
+        or not all(isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in dates)
+    ):
+        raise ConfigError(f"replace_dates needs a date column name and dates, got {column!r}={dates!r}")
+    if open_table(loc) is None:
+        raise ConfigError(f"{loc.rel} ({loc.uri}) is not a table yet: replace the whole table first")
+    days = sorted(set(dates))
+    if isinstance(data, pa.Table) and data.num_rows:
+        import pyarrow.compute as pc
+
+        allowed = pa.array(days, data.schema.field(column).type)
+        stray = data.num_rows - pc.sum(pc.is_in(data[column], value_set=allowed)).as_py()
+        if stray:
+            raise ConfigError(f"{stray} row(s) for {loc.rel} carry a {column} outside the {len(days)} date(s) replaced")
+    listed = ", ".join(f"'{d.isoformat()}'" for d in days)
+    what = f"{column} {days[0]}..{days[-1]} ({len(days)} date(s))" if len(days) > 1 else f"{column}={days[0]}"
+    return _write(loc, data, predicate=f"{column} in ({listed})", partition_by=None, metadata=metadata, what=what)
+
+
 def replace_table(
     loc: DeltaLocation,
     data: pa.Table | pa.RecordBatchReader,
     *,
     partition_by: list[str] | None = None,
     metadata: Mapping[str, str] | None = None,
+    new_schema: bool = False,
 ) -> int:
-    """Replace the whole table with ``data`` in one commit (created when missing); the new version."""
-    return _write(loc, data, predicate=None, partition_by=partition_by, metadata=metadata, what="full replace")
+    """Replace the whole table with ``data`` in one commit (created when missing); the new version.
+
+    ``new_schema``: the table takes ``data``'s schema (columns added, dropped or retyped) instead of
+    refusing data that does not match its current one; its partition columns stay.
+    """
+    return _write(loc, data, predicate=None, partition_by=partition_by, metadata=metadata, what="full replace",
+                  schema_mode="overwrite" if new_schema else None)  # fmt: skip
+
+
+def commit_metadata(loc: DeltaLocation, version: int | None = None) -> dict[str, Any]:
+    """The commit information of ``version`` (default: the latest) of the table at ``loc``, custom metadata included.
+
+    {} when the table or that version is missing. (Read from the latest table: deltalake numbers the
+    history of a time-travelled table from the wrong end.)
+    """
+    table = open_table(loc)
+    if table is None:
+        return {}
+    version = table.version() if version is None else version
+    if not 0 <= version <= table.version():
+        return {}
+    for entry in table.history(table.version() - version + 1):
+        if entry.get("version") == version:
+            return dict(entry)
+    return {}
 
 
 def open_table(loc: DeltaLocation, *, as_of: int | dt.datetime | None = None) -> Any:
@@ -277,6 +365,36 @@ def latest_commit(loc: DeltaLocation, match: Mapping[str, str], *, limit: int = 
         if all(commit.get(k) == v for k, v in match.items()):
             return commit
     return None
+
+
+def register_duckdb(
+    con: Any, loc: DeltaLocation, view: str, *, as_of: int | dt.datetime | None = None, columns: list[str] | None = None
+) -> Any:
+    """Create the temporary view ``view`` over the table at ``loc`` in the DuckDB connection ``con``.
+
+    The view reads one version (the latest, or ``as_of``) through deltalake's pyarrow dataset
+    (DuckDB pushes projections and filters into it), with the unsigned columns cast back to the
+    writer's types, only ``columns`` when given. Returns the loaded ``DeltaTable`` (its ``version()``
+    is the one read), or None when there is no table at ``loc``.
+    """
+    table = open_table(loc, as_of=as_of)
+    if table is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", view):
+        raise ConfigError(f"{view!r} is not a DuckDB view name")
+    dataset = table.to_pyarrow_dataset()
+    schema = writer_schema(dataset.schema)
+    names = list(columns) if columns is not None else schema.names
+    missing = [n for n in names if n not in schema.names]
+    if missing:
+        raise ConfigError(f"{loc.rel} ({loc.uri}) has no column(s) {', '.join(missing)}; it has {schema.names}")
+    unsigned = {pa.uint8(): "utinyint", pa.uint16(): "usmallint", pa.uint32(): "uinteger", pa.uint64(): "ubigint"}
+    quoted = {n: '"' + n.replace('"', '""') + '"' for n in names}
+    select = ", ".join(f"{quoted[n]}::{unsigned[schema.field(n).type]} as {quoted[n]}"
+                       if schema.field(n).type in unsigned else quoted[n] for n in names)  # fmt: skip
+    con.register(f"{view}__delta", dataset)
+    con.execute(f"create or replace temporary view {view} as select {select} from {view}__delta")  # noqa: S608
+    return table
 
 
 def delta_extension() -> str:

@@ -289,12 +289,9 @@ def gold(
     # lives on one worker, while silver lives in the lake and the next build may run on any worker.
     changed = None if full_refresh or lake.is_s3 else [parse_day(d, what="changed silver date") for d in days or []]
     with exclusive("gold"):  # one warehouse and one dbt target for every date
-        summary = build_gold(layout, changed_dates=changed)
-        if lake.is_s3:  # each mart this build wrote, then the feature registry
-            marts = [layout.gold / m for m in sorted(summary["marts"])]
-            registry = [layout.gold / "_registry"] if summary.get("feature_set_version") else []
-            for folder in marts + registry:
-                lake.commit(_rel(layout, folder))
+        summary = build_gold(layout, changed_dates=changed)  # the marts are committed to the lake's Delta tables
+        if lake.is_s3 and summary.get("feature_set_version"):  # the feature registry is a folder of files
+            lake.commit(_rel(layout, layout.gold / "_registry"))
         if drift_day is not None:  # the marts this build published, before another build replaces them
             summary["feature_drift"] = feature_drift(drift_day, layout, thresholds)
     return summary
@@ -307,10 +304,11 @@ def feature_drift(day: str | dt.date, layout: Layout | None = None, thresholds: 
     "breaches": ["<feature> on <date>: psi 0.41 > 0.2", ...]}``.
     """
     from lakehouse.features.drift import breach_lines, drift_report
+    from lakehouse.features.store import FeatureSource
 
     layout = layout or Layout.from_env()
     day = parse_day(day)
-    report = drift_report(day, layout.gold, thresholds)
+    report = drift_report(day, FeatureSource(gold_dir=layout.gold, lake=True), thresholds)
     lines = breach_lines(report)
     if not report["features"]:
         log.info("feature drift: feature_stats_daily has no rows for %s (no device had a feature row)", day)
@@ -332,7 +330,7 @@ def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
 
     layout = Layout.from_env()
     with exclusive("publish"):  # latest.json and stale-object removal span every date
-        _hydrate_gold(layout)
+        _hydrate_registry(layout)
         manifest = publish_gold(parse_day(day), layout=layout, run_id=run_id, conn_id=S3_CONN_ID)
     return {
         "target": manifest["target"],
@@ -341,12 +339,11 @@ def publish(day: str | dt.date, run_id: str) -> dict[str, Any]:
     }
 
 
-def _hydrate_gold(layout: Layout) -> None:
-    """On a lake in S3, bring the committed gold into this worker's scratch copy (whatever it held before)."""
+def _hydrate_registry(layout: Layout) -> None:
+    """On a lake in S3, bring the committed feature registry into this worker's copy (the marts are read in place)."""
     lake = _lake(layout)
     if lake.is_s3:
-        for rel in lake.partitions("gold"):
-            lake.hydrate(rel)
+        lake.hydrate(_rel(layout, layout.gold / "_registry"))
 
 
 def publish_bi(day: str | dt.date, run_id: str) -> dict[str, Any]:
@@ -355,7 +352,7 @@ def publish_bi(day: str | dt.date, run_id: str) -> dict[str, Any]:
 
     layout = Layout.from_env()
     with exclusive("publish_bi"):  # the bookkeeping table spans every date
-        _hydrate_gold(layout)
+        _hydrate_registry(layout)
         return publish_gold_bi(parse_day(day), layout=layout, run_id=run_id, conn_id=BI_CONN_ID)
 
 

@@ -2,12 +2,14 @@
 
 See docs/contracts.md, "Published to S3". The marts published are an explicit list: by default the
 AppMetrica marts (``lakehouse.assets.GOLD_MART_NAMES``); a declared source's marts, also under ``gold/``,
-are not published with them, and their objects are left alone. Every Parquet file under ``gold/<mart>/``
-of a listed mart becomes the object
-``<prefix>/<mart>/<folders>/<stem>-<first 16 hex of its sha256>.parquet`` (e.g.
+are not published with them, and their objects are left alone. Each listed mart's Delta table
+(``gold/<mart>``, :mod:`lakehouse.delta`) is read at its latest version and written, rows ordered by
+the mart's ``order_by`` key (recorded with its commits), as one Parquet file, the object
+``<prefix>/<mart>/<mart>-<first 16 hex of its sha256>.parquet`` (e.g.
 ``gold/dim_devices/dim_devices-3f1c0a9be2d47c55.parquet``): a key is never reused for other bytes,
-and identical content always gets the same key, so a rerun over identical gold re-creates exactly
-the same keys and objects (an object already present and verified is not uploaded again).
+and the same table contents always give the same bytes and so the same key, so a rerun over
+unchanged gold re-creates exactly the same keys and objects (an object already present and verified
+is not uploaded again).
 
 The order makes a half-published state invisible to manifest readers:
 
@@ -186,13 +188,6 @@ def _ignored(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _check_rel(rel_parts: tuple[str, ...], path: Path) -> str:
-    for part in rel_parts:
-        if part in {".", ".."} or "\\" in part or any(ord(ch) < 32 or ord(ch) == 127 for ch in part):
-            raise PublishError(f"gold file {path} has a path part {part!r} that cannot be an object key")
-    return "/".join(rel_parts)
-
-
 def _digest(path: Path, size: int) -> tuple[str, str, str | None]:
     """sha256, MD5 and (for a multipart upload) the expected multipart ETag, in one read of the file."""
     from s3transfer.utils import ChunksizeAdjuster
@@ -250,44 +245,50 @@ def _mart_list(marts: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
-def collect_gold(gold: Path, marts: Iterable[str]) -> list[GoldFile]:
-    """Every ``gold/<mart>/**/*.parquet`` file of the listed ``marts``, sorted by mart and path.
+def collect_gold(layout: Layout, marts: Iterable[str], staging: Path | None = None) -> list[GoldFile]:
+    """One Parquet file per listed mart, written from its gold Delta table under ``staging``; sorted by mart.
 
-    Names starting with . or _ are skipped; folders of ``gold/`` that are not listed (another
-    pipeline's marts) are left alone. Raises PublishError when gold does not exist, a listed mart has
-    no folder, or its folder holds no Parquet file (publishing it would delete the mart's objects).
+    ``staging`` defaults to ``<warehouse>/publish`` (scratch: rewritten by every publish). The file
+    of ``mart`` is ``<staging>/<mart>/<mart>.parquet``: the table's latest version, its unsigned
+    columns as written, rows ordered by the ``order_by`` key recorded with the commit, then by every
+    other column, zstd-compressed, written by one DuckDB thread so the bytes depend on
+    the rows only. Raises PublishError when a listed mart has no Delta table (nothing is published).
     """
+    import duckdb
+
+    from lakehouse.delta import commit_metadata, locate, open_table, register_duckdb
+
     wanted = _mart_list(marts)
-    if not gold.is_dir():
-        raise PublishError(f"nothing to publish: gold folder {gold} does not exist (run the dbt step first)")
-    root = gold.resolve()
-    missing = [m for m in wanted if not (gold / m).is_dir()]
+    locations = {m: locate(f"gold/{m}", layout) for m in wanted}
+    missing = [m for m, loc in locations.items() if open_table(loc) is None]
     if missing:
-        present = sorted(p.name for p in gold.iterdir() if p.is_dir() and not _ignored(p.name))
         raise PublishError(
-            f"gold mart(s) {', '.join(missing)} listed for publishing are missing under {gold} "
-            f"(it holds: {', '.join(present) or 'nothing'}); run the dbt step first. Nothing was published"
+            f"nothing to publish: gold mart(s) {', '.join(missing)} listed for publishing have no Delta table "
+            f"under {locations[missing[0]].uri.rsplit('/', 1)[0]}; run the dbt step first. Nothing was published"
         )
-    others = sorted(p.name for p in gold.iterdir() if p.is_dir() and not _ignored(p.name) and p.name not in wanted)
-    if others:
-        log.info("not publishing gold folder(s) %s: not in the list of marts to publish", ", ".join(others))
+    staging = staging or layout.warehouse / "publish"
     files: list[GoldFile] = []
-    for mart in wanted:
-        mart_dir = gold / mart
-        found = 0
-        for path in sorted(mart_dir.rglob("*.parquet")):
-            rel_parts = path.relative_to(mart_dir).parts
-            if any(_ignored(part) for part in rel_parts) or not path.is_file():
-                continue
-            if not path.resolve().is_relative_to(root):
-                raise PublishError(f"gold file {path} resolves outside {gold}; refusing to publish it")
-            rel = _check_rel(rel_parts, path)
+    with duckdb.connect(config={"threads": 1}) as con:
+        for mart, loc in locations.items():
+            table = register_duckdb(con, loc, "mart")
+            if table is None:
+                raise PublishError(f"gold mart {mart} has no Delta table at {loc.uri} any more. Nothing was published")
+            version = table.version()
+            names = [r[0] for r in con.execute("describe mart").fetchall()]
+            key = [c for c in (commit_metadata(loc, version).get("lakehouse.order_by") or "").split(",") if c in names]
+            # the key, then every other column: ties (a key that is not unique) still come out in one order
+            order_by = ", ".join('"' + c.replace('"', '""') + '"' for c in [*key, *(n for n in names if n not in key)])
+            path = staging / mart / f"{mart}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+            target = str(tmp).replace("'", "''")
+            con.execute(f"copy (select * from mart order by {order_by}) to '{target}' "  # noqa: S608 - quoted names
+                        "(format parquet, compression zstd)")  # fmt: skip
+            os.replace(tmp, path)
             size = path.stat().st_size
             sha, md5, etag = _digest(path, size)
-            files.append(GoldFile(path, mart, rel, size, sha, md5, etag, _parquet_rows(path)))
-            found += 1
-        if not found:
-            raise PublishError(f"gold mart {mart!r} has no Parquet files under {mart_dir}; refusing to publish it")
+            files.append(GoldFile(path, mart, path.name, size, sha, md5, etag, _parquet_rows(path)))
+            log.info("gold %s version %s: %d rows for publishing", mart, version, files[-1].rows)
     return files
 
 
@@ -645,7 +646,7 @@ def publish_gold(
         )
 
     listed = appmetrica_marts() if marts is None else marts
-    files = collect_gold(layout.gold, listed)
+    files = collect_gold(layout, listed)
     # The feature registry describes the AppMetrica marts: it goes out with them, never with another pipeline's.
     with_registry = bool({f.mart for f in files} & set(appmetrica_marts()))
     registry = collect_registry(layout.gold) if with_registry else []

@@ -8,8 +8,8 @@ the feature registry of the built gold records it (``gold/_registry/feature_regi
 others (``dim_devices``, ``feature_transformer_state``) whole.
 
 What is written is what differs: each date partition of a gold mart (each whole mart) has a fingerprint
-(its row count and a hash of every row and of the contract's columns) computed by DuckDB from the gold
-Parquet; the bookkeeping table ``lakehouse_bi.published_partitions`` holds the fingerprint of what the
+(its row count and a hash of every row and of the contract's columns) computed by DuckDB from one version
+of the gold Delta table; the bookkeeping table ``lakehouse_bi.published_partitions`` holds the fingerprint of what the
 database holds. A date whose fingerprint differs in any mart is rewritten, and a date gold no longer has
 is deleted: after a daily build these are exactly the dates the build changed (the run's day, rebuilt
 lookback days, feature dates whose windows moved), and a date an earlier failed publish left out is
@@ -40,7 +40,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lakehouse.settings import ConfigError, Layout, parse_day
@@ -126,7 +125,8 @@ class Mart:
     name: str
     columns: tuple[tuple[str, str], ...]  # (column, PostgreSQL type), in contract order
     date_column: str | None  # None: published whole
-    files: tuple[Path, ...]
+    table: Any  # its gold Delta table (a lakehouse.delta.DeltaLocation)
+    version: int  # the version read: every query of one publish sees the same rows
 
     @property
     def signature(self) -> str:
@@ -154,16 +154,14 @@ def _ident(name: str) -> Any:
     return sql.Identifier(name)
 
 
-def _gold_files(folder: Path) -> tuple[Path, ...]:
-    return tuple(sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_"))))
-
-
-def contract_marts(gold: Path, names: Iterable[str]) -> list[Mart]:
-    """The listed marts with their contracts from the feature registry under ``gold``; BiPublishError if absent."""
+def contract_marts(layout: Layout, names: Iterable[str]) -> list[Mart]:
+    """The listed marts with their contracts from the feature registry of ``layout``'s gold, each at its
+    latest table version; BiPublishError when the registry, a contract or a table is absent."""
+    from lakehouse.delta import locate, open_table
     from transforms.feature_registry import RegistryError, read_registry, registry_paths
 
     try:
-        registry = read_registry(registry_paths(gold)["json"])
+        registry = read_registry(registry_paths(layout.gold)["json"])
     except RegistryError as exc:
         raise BiPublishError(str(exc), retryable=False) from exc
     types = {(f["model"], f["column"]): f["data_type"] for f in registry["features"]}
@@ -172,11 +170,12 @@ def contract_marts(gold: Path, names: Iterable[str]) -> list[Mart]:
         model = registry["models"].get(name)
         if model is None:
             raise BiPublishError(f"the feature registry has no contract for gold mart {name!r}", retryable=False)
-        files = _gold_files(gold / name)
-        if not files:
-            raise BiPublishError(f"gold mart {name} has no Parquet file under {gold / name}: build gold first")
+        loc = locate(f"gold/{name}", layout)
+        table = open_table(loc)
+        if table is None:
+            raise BiPublishError(f"gold mart {name} has no Delta table at {loc.uri}: build gold first")
         columns = tuple((c, pg_type(types[(name, c)], where=f"{name}.{c}")) for c in model["columns"])
-        marts.append(Mart(name, columns, model.get("timestamp_column"), files))
+        marts.append(Mart(name, columns, model.get("timestamp_column"), loc, table.version()))
     return marts
 
 
@@ -184,9 +183,14 @@ def contract_marts(gold: Path, names: Iterable[str]) -> list[Mart]:
 # Gold side (DuckDB)
 
 
-def _files_sql(mart: Mart) -> str:
-    paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in mart.files)
-    return f"read_parquet([{paths}])"
+def _files_sql(con: Any, mart: Mart) -> str:
+    """A DuckDB view over the mart's table at the version the publish reads (created on ``con`` when missing)."""
+    from lakehouse.delta import register_duckdb
+
+    view = f"gold_{mart.name}_v{mart.version}"
+    if not con.execute("select 1 from duckdb_views() where view_name = ?", [view]).fetchone():
+        register_duckdb(con, mart.table, view, as_of=mart.version)
+    return view
 
 
 def _quote(name: str) -> str:
@@ -195,7 +199,7 @@ def _quote(name: str) -> str:
 
 def gold_fingerprints(con: Any, mart: Mart) -> dict[str, tuple[int, str]]:
     """``{partition: (rows, fingerprint)}`` of a gold mart: one per date (ISO), or ``{"": ...}`` for a whole mart."""
-    have = [r[0] for r in con.execute(f"describe select * from {_files_sql(mart)}").fetchall()]  # noqa: S608
+    have = [r[0] for r in con.execute(f"describe select * from {_files_sql(con, mart)}").fetchall()]  # noqa: S608
     wanted = [c for c, _ in mart.columns]
     if have != wanted:
         raise BiPublishError(
@@ -205,7 +209,7 @@ def gold_fingerprints(con: Any, mart: Mart) -> dict[str, tuple[int, str]]:
     key = f"cast({_quote(mart.date_column)} as varchar)" if mart.date_column else "''"
     rows = con.execute(
         f"select {key}, count(*), cast(sum(cast({row_hash} as hugeint)) as varchar) "  # noqa: S608
-        f"from {_files_sql(mart)} group by all"
+        f"from {_files_sql(con, mart)} group by all"
     ).fetchall()
     if any(part is None for part, _, _ in rows):
         raise BiPublishError(f"gold mart {mart.name} has rows without {mart.date_column}", retryable=False)
@@ -227,7 +231,8 @@ def _gold_batches(con: Any, mart: Mart, partition: str, limits: ChunkLimits) -> 
     columns = ", ".join(_quote(c) for c, _ in mart.columns)
     where = f"where {_quote(mart.date_column)} = cast(? as date)" if mart.date_column else ""
     params = [partition] if mart.date_column else []
-    reader = con.execute(f"select {columns} from {_files_sql(mart)} {where}", params).fetch_record_batch(limits.rows)  # noqa: S608
+    sql = f"select {columns} from {_files_sql(con, mart)} {where}"  # noqa: S608 - quoted names
+    reader = con.execute(sql, params).fetch_record_batch(limits.rows)
     for batch in reader:
         yield from _chunks(batch, limits.bytes)
 
@@ -403,7 +408,7 @@ def publish_bi(
         log.warning("No Airflow connection %r found, so gold was not published to PostgreSQL (publish_bi skipped)",
                     conn_id)  # fmt: skip
         return {"date": day.isoformat(), "skipped": f"no Airflow connection {conn_id!r}"}
-    contracts = contract_marts(layout.gold, appmetrica_marts() if marts is None else marts)
+    contracts = contract_marts(layout, appmetrica_marts() if marts is None else marts)
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 

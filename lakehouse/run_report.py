@@ -317,10 +317,11 @@ def write_pages(summary: dict[str, Any], folder: Path, layout: Layout, lake: Any
     """Write the run's page into ``folder`` (its ``reports/<dag>/date=D/``) and the runs' index beside it.
 
     Earlier days' summaries are read from the lake (fetched from it when it is on S3); the feature
-    statistics from the local gold. The index lists the runs with a page here and those of the last
+    statistics from the lake's gold table. The index lists the runs with a page here and those of the last
     days whose summary records one. Returns the paths written (the page, then the index).
     """
     from lakehouse.features.drift import DriftThresholds, breaches, feature_stats_between
+    from lakehouse.features.store import FeatureSource
 
     day = dt.date.fromisoformat(summary["date"])
     days = history_window(day)
@@ -333,7 +334,7 @@ def write_pages(summary: dict[str, Any], folder: Path, layout: Layout, lake: Any
             history[earlier.isoformat()] = found
     thresholds = DriftThresholds.from_env()
     try:
-        stats = feature_stats_between(days[0], day, layout.gold)
+        stats = feature_stats_between(days[0], day, FeatureSource(gold_dir=layout.gold, lake=True))
     except Exception as exc:  # no gold yet (a run that failed before it): the page says so
         log.info("run report: no feature statistics (%s)", exc)
         stats = []

@@ -1,14 +1,16 @@
-"""Silver -> gold: run the dbt project, then publish its marts as Parquet under ``gold/``.
+"""Silver -> gold: run the dbt project, then commit its marts to the gold Delta tables.
 
 ``build_gold`` runs ``dbt build`` (models, data tests and unit tests in one DAG, so a failing
 test stops the step) in a subprocess, with ``target/`` and ``logs/`` under
 ``$LAKEHOUSE_DATA_DIR/warehouse/dbt/`` so nothing is written into the repository. The DuckDB file
 dbt builds into is only a cache. Only when every node of the invocation succeeded are the marts
-(models whose config has ``meta.gold``) copied out of it: each one is written, rows ordered by its
-``meta.gold.order_by`` key, to a hidden temporary file beside its final path; once all are
-written they are renamed onto ``gold/<mart>/<mart>.parquet``. A failed build or test therefore
-leaves the previous gold files untouched, and a rerun over the same silver data gives
-byte-identical files.
+(models whose config has ``meta.gold``) committed, each to its Delta Lake table ``gold/<mart>``
+(:mod:`lakehouse.delta`: local disk or the lake on S3), rows ordered by its ``meta.gold.order_by``
+key, one commit per mart. A mart with ``meta.gold.date_partition`` (``feature_date``) is partitioned
+by that date: an incremental build replaces only the feature dates it recomputed, a full build the
+whole table. Every commit records the build's feature-set version, run and mode (see
+:data:`COMMIT_KEYS`). A failed build or test therefore commits nothing, and a rerun over the same
+silver data leaves every table's contents identical (its log gains a version).
 
 Importing this module is cheap: dbt runs in a child process, duckdb and pyarrow are imported
 only when needed.
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakehouse.fsutil import TMP_PREFIX, fsync_path, write_json
+from lakehouse.fsutil import write_json
 from lakehouse.settings import REPO_ROOT, Layout, check_name, reporting_currency
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,16 @@ WAREHOUSE_FILE = "lakehouse.duckdb"  # must match dbt_project/profiles.yml
 STATE_FILE = "gold_state.json"  # beside the warehouse: what the incremental tables were built from
 STATE_VERSION = 2
 WINDOW_DAYS = 28  # the longest feature window (device_features_daily)
+
+# Commit metadata of every gold commit (the Delta log's commitInfo; lakehouse.delta.commit_metadata reads it)
+COMMIT_KEYS = {
+    "feature_set_version": "lakehouse.feature_set_version",  # the feature registry of the build ("" if none)
+    "run_id": "lakehouse.run_id",  # the Airflow run (AIRFLOW_CTX_DAG_RUN_ID) or "manual"
+    "build_id": "lakehouse.build_id",  # one id shared by every mart of one build
+    "mode": "lakehouse.mode",  # full | incremental | selected
+    "order_by": "lakehouse.order_by",  # the mart's meta.gold.order_by, comma-separated
+}
+_BATCH_ROWS = 256 * 1024
 
 _FAILED = frozenset({"error", "fail", "runtime error"})
 _RESULT_KINDS = {"test": "data_tests", "unit_test": "unit_tests"}
@@ -66,6 +78,7 @@ class _Mart:
     name: str
     relation: str
     order_by: tuple[str, ...]
+    date_partition: str | None = None  # meta.gold.date_partition: partitioned by it, replaced by date
 
 
 def dbt_paths(layout: Layout, workspace: str | None = None) -> dict[str, Path]:
@@ -87,10 +100,11 @@ def dbt_paths(layout: Layout, workspace: str | None = None) -> dict[str, Path]:
     }
 
 
-def gold_path(layout: Layout, mart: str) -> Path:
-    """The published Parquet file of ``mart``: ``gold/<mart>/<mart>.parquet``."""
-    check_name(mart, what="gold mart")
-    return layout.gold / mart / f"{mart}.parquet"
+def gold_table(mart: str, layout: Layout | None = None) -> Any:
+    """The Delta table of ``mart`` (a :class:`lakehouse.delta.DeltaLocation`): ``gold/<mart>`` of the lake."""
+    from lakehouse.delta import locate
+
+    return locate(f"gold/{check_name(mart, what='gold mart')}", layout)
 
 
 def _dbt_executable() -> list[str]:
@@ -218,7 +232,12 @@ def _marts(manifest: dict[str, Any], run_results: dict[str, Any]) -> list[_Mart]
         order_by = tuple((meta["gold"] or {}).get("order_by") or ())
         if not order_by:
             raise GoldBuildError(f"model {node['name']} has meta.gold but no meta.gold.order_by key")
-        marts.append(_Mart(check_name(node["name"], what="gold mart"), node["relation_name"], order_by))
+        partition = (meta["gold"] or {}).get("date_partition")
+        if partition not in (None, "feature_date"):  # the dates an incremental build recomputes are feature dates
+            raise GoldBuildError(
+                f"model {node['name']}: meta.gold.date_partition must be feature_date, got {partition!r}"
+            )
+        marts.append(_Mart(check_name(node["name"], what="gold mart"), node["relation_name"], order_by, partition))
     return sorted(marts, key=lambda m: m.name)
 
 
@@ -226,48 +245,82 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _publish(layout: Layout, marts: list[_Mart], database: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Copy each mart to a temporary file beside its gold path, then rename them all into place."""
-    import duckdb
-    import pyarrow.parquet as pq
+def _publish(
+    layout: Layout,
+    marts: list[_Mart],
+    database: Path | None = None,
+    *,
+    dates: list[dt.date] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Commit each mart of the DuckDB warehouse to its gold Delta table: one commit per mart.
 
-    token = uuid.uuid4().hex
-    staged: list[tuple[_Mart, Path, Path]] = []
+    ``dates`` (an incremental build's feature dates): a mart with a date partition has only those
+    dates replaced, provided its table then holds exactly the warehouse's rows (checked by count;
+    otherwise, and for every other mart, the whole table is replaced).
+    """
+    import duckdb
+
+    from lakehouse.delta import LakeCommitConflict, open_table, replace_dates, replace_table
+
+    summary: dict[str, dict[str, Any]] = {}
     try:
         with duckdb.connect(str(database or dbt_paths(layout)["database"]), read_only=True) as con:
             for mart in marts:
-                final = gold_path(layout, mart.name)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                for stale in final.parent.glob(f"{TMP_PREFIX}{final.name}.*"):
-                    stale.unlink(missing_ok=True)
-                tmp = final.with_name(f"{TMP_PREFIX}{final.name}.{token}")
-                staged.append((mart, tmp, final))
+                loc = gold_table(mart.name, layout)
+                meta = {**(metadata or {}), COMMIT_KEYS["order_by"]: ",".join(mart.order_by)}
                 order_by = ", ".join(_quote(c) for c in mart.order_by)
-                target = str(tmp).replace("'", "''")
-                con.execute(
-                    f"copy (select * from {mart.relation} order by {order_by}) "  # noqa: S608 - names from the manifest
-                    f"to '{target}' (format parquet, compression zstd)"
-                )
-                fsync_path(tmp)
-        summary: dict[str, dict[str, Any]] = {}
-        for mart, tmp, final in staged:
-            os.replace(tmp, final)
-            fsync_path(final.parent)
-            # readers glob gold/<mart>/**/*.parquet: any other Parquet file there would add rows
-            for other in final.parent.rglob("*.parquet"):
-                if other != final:
-                    log.warning("removing %s: not part of the published %s mart", other, mart.name)
-                    other.unlink()
-            summary[mart.name] = {"path": str(final), "rows": pq.read_metadata(final).num_rows}
-            log.info("published %s: %d rows -> %s", mart.name, summary[mart.name]["rows"], final)
+                select = f"select * from {mart.relation}"  # noqa: S608 - names from the manifest
+                total = con.execute(f"select count(*) from {mart.relation}").fetchone()[0]  # noqa: S608
+                version = None
+                if dates is not None and mart.date_partition and (table := open_table(loc)) is not None:
+                    column = mart.date_partition
+                    if not dates:
+                        version, how = table.version(), "unchanged (no feature date recomputed)"
+                    elif _replaceable(con, table, mart, column, dates, total):
+                        listed = ", ".join(f"date '{d.isoformat()}'" for d in dates)
+                        rows = con.execute(f"{select} where {_quote(column)} in ({listed}) order by {order_by}")
+                        version = replace_dates(loc, rows.fetch_record_batch(_BATCH_ROWS), column=column,
+                                                dates=dates, metadata=meta)  # fmt: skip
+                        how = f"{len(dates)} feature date(s) replaced"
+                if version is None:
+                    rows = con.execute(f"{select} order by {order_by}")
+                    partition_by = [mart.date_partition] if mart.date_partition else None
+                    version = replace_table(loc, rows.fetch_record_batch(_BATCH_ROWS), partition_by=partition_by,
+                                            metadata=meta, new_schema=True)  # fmt: skip
+                    how = "table replaced"
+                summary[mart.name] = {"table": loc.uri, "version": version, "rows": total}
+                log.info("committed %s: %d rows, %s -> %s version %s", mart.name, total, how, loc.uri, version)
         return summary
+    except LakeCommitConflict as exc:
+        raise GoldBuildError(f"{exc} (marts committed before it: {', '.join(summary) or 'none'})") from exc
     except Exception as exc:
         if isinstance(exc, GoldBuildError):
             raise
-        raise GoldBuildError(f"publishing the gold marts failed: {exc}") from exc
-    finally:
-        for _, tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        raise GoldBuildError(
+            f"committing the gold marts failed: {exc} (committed before it: {', '.join(summary) or 'none'})"
+        ) from exc
+
+
+def _replaceable(con: Any, table: Any, mart: _Mart, column: str, dates: list[dt.date], total: int) -> bool:
+    """Whether replacing ``dates`` of the Delta ``table`` leaves it with the warehouse's ``total`` rows of ``mart``."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if list(table.metadata().partition_columns) != [column]:
+        log.info("gold %s: the table is not partitioned by %s; replacing it whole", mart.name, column)
+        return False
+    listed = ", ".join(f"date '{d.isoformat()}'" for d in dates)
+    new = con.execute(f"select count(*) from {mart.relation} where {_quote(column)} in ({listed})").fetchone()[0]  # noqa: S608
+    dataset = table.to_pyarrow_dataset()
+    held = dataset.count_rows()
+    old = dataset.count_rows(filter=ds.field(column).isin(pa.array(dates, pa.date32())))
+    if held - old + new == total:
+        return True
+    log.warning("gold %s: the table holds %d rows, %d of them on the replaced dates, the warehouse %d (%d on them): "
+                "the table and the warehouse differ elsewhere, so the whole table is replaced",
+                mart.name, held, old, total, new)  # fmt: skip
+    return False
 
 
 def _feature_registry(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -286,6 +339,18 @@ def _feature_registry(manifest: dict[str, Any]) -> dict[str, Any] | None:
         return build_registry(manifest)
     except RegistryError as exc:
         raise GoldBuildError(f"{exc} (gold left unchanged)") from exc
+
+
+def _feature_set_version(layout: Layout, registry: dict[str, Any] | None) -> str:
+    """The feature-set version the marts of this build belong to: the new registry's, else the one in place."""
+    if registry is not None:
+        return str(registry["feature_set_version"])
+    from transforms.feature_registry import RegistryError, read_registry, registry_paths
+
+    try:
+        return str(read_registry(registry_paths(layout.gold)["json"])["feature_set_version"])
+    except RegistryError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -488,8 +553,8 @@ def build_gold(
     everything upstream of them and all their tests); ``selector`` names another selector of
     ``selectors.yml`` instead (a declared source's, e.g. ``source_vacancies``), and ``workspace``
     gives that build its own target folder and DuckDB file (see :func:`dbt_paths`). Only the marts
-    built by this invocation are published. Raises ``GoldBuildError`` naming the failing
-    models/tests; nothing under ``gold/`` changes then.
+    built by this invocation are committed. Raises ``GoldBuildError`` naming the failing
+    models/tests; no gold table changes then.
 
     ``changed_dates`` (the default ``gold`` selector only): None rebuilds everything from all of
     silver (``--full-refresh``). A daily run passes its day and any earlier export dates whose
@@ -500,11 +565,11 @@ def build_gold(
     themselves. Without a record of the last successful build (``warehouse/gold_state.json``,
     removed while a build runs, so a failed build leaves none) the build is a full one.
 
-    Returns ``{"marts": {mart: {"path": str, "rows": int}}, "feature_set_version": str | None,
+    Returns ``{"marts": {mart: {"table": uri, "version": int, "rows": int}}, "feature_set_version": str | None,
     "mode": "full" | "incremental" | "selected", "models": {status: n}, "data_tests": {status: n},
     "unit_tests": {status: n}, "elapsed_seconds": s}`` (statuses as dbt reports them: success,
-    pass, warn). The feature registry of the build is checked before the marts are published and
-    written to ``gold/_registry/`` after them.
+    pass, warn). The feature registry of the build is checked before the marts are committed (its
+    ``feature_set_version`` is recorded with each commit) and written to ``gold/_registry/`` after them.
     """
     layout = layout or Layout.from_env()
     paths = dbt_paths(layout, workspace)
@@ -560,7 +625,15 @@ def build_gold(
     manifest = _read_json(paths["target"] / "manifest.json") or {}
     # The registry describes the AppMetrica feature marts; a declared source's build leaves it alone.
     registry = _feature_registry(manifest) if selector is None else None  # checked before publishing
-    marts = _publish(layout, _marts(manifest, run_results), paths["database"])
+    mode = "selected" if select or selector else ("full" if plan is None else "incremental")
+    metadata = {
+        COMMIT_KEYS["feature_set_version"]: _feature_set_version(layout, registry) if selector is None else "",
+        COMMIT_KEYS["run_id"]: os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or "manual",
+        COMMIT_KEYS["build_id"]: uuid.uuid4().hex,
+        COMMIT_KEYS["mode"]: mode,
+    }
+    dates = plan.feature_dates if plan is not None else None
+    marts = _publish(layout, _marts(manifest, run_results), paths["database"], dates=dates, metadata=metadata)
     if registry is not None:
         from transforms.feature_registry import write_registry
 
@@ -578,7 +651,7 @@ def build_gold(
     summary = {
         "marts": marts,
         "feature_set_version": registry["feature_set_version"] if registry else None,
-        "mode": "selected" if select or selector else ("full" if plan is None else "incremental"),
+        "mode": mode,
         **{kind: dict(sorted(c.items())) for kind, c in counts.items()},
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
@@ -603,7 +676,7 @@ def generate_docs(layout: Layout | None = None, target: Path | None = None) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the gold marts with dbt and publish them as Parquet.")
+    parser = argparse.ArgumentParser(description="Build the gold marts with dbt and commit them to the gold tables.")
     parser.add_argument("--select", help="dbt --select expression (default: the 'gold' selector)")
     parser.add_argument("--docs", action="store_true", help="generate the dbt docs instead of building")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from lakehouse.console import result, result_json
@@ -27,6 +28,9 @@ def add_parser(sub: Any) -> None:
     historical.add_argument("--features", required=True, help="comma-separated names, e.g. events_7d,sessions_7d")
     historical.add_argument("--out", required=True, help="output file, .csv or .parquet")
     historical.add_argument("--no-feature-dates", action="store_true", help="leave out the <mart>__<date> columns")
+    historical.add_argument(
+        "--as-of", help="read gold as it was: a gold table version, or an ISO 8601 time with an offset (time travel)"
+    )
     drift = commands.add_parser("drift", help="one date of feature_stats_daily, with the features past a threshold")
     drift.add_argument("--date", required=True, help="the feature_date, YYYY-MM-DD")
     drift.add_argument("--json", action="store_true", help="print the report as JSON instead")
@@ -70,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
             args.features,
             source=args.source,
             include_feature_dates=not args.no_feature_dates,
+            as_of=args.as_of,
         )
         path = write_result(table, args.out)
-        result_json({"out": str(path), "rows": table.num_rows, "columns": table.column_names}, indent=None)
+        versions = json.loads((table.schema.metadata or {}).get(b"lakehouse.gold_versions", b"{}"))
+        result_json({"out": str(path), "rows": table.num_rows, "columns": table.column_names,
+                     "gold_versions": versions}, indent=None)  # fmt: skip
     elif command == "drift":
         from lakehouse.features.drift import breach_lines, drift_report
 

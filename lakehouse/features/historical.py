@@ -11,14 +11,18 @@ The date of event_timestamp is taken in the app's time zone (``LAKEHOUSE_APP_TIM
 ``event_date`` and ``feature_date`` are in: time-zone-aware timestamps (and ISO strings with an
 offset or ``Z``) are converted to it first; naive timestamps are taken as already local; a plain
 date D means "at the start of D". The join is a DuckDB ``ASOF LEFT JOIN`` per mart over the gold
-Parquet files (local disk or S3, see :mod:`lakehouse.features.store`).
+Delta tables (or the published gold on S3, see :mod:`lakehouse.features.store`).
+
+Training sets are reproducible: ``as_of`` reads gold as it was at a version of the mart's Delta
+table, or at an aware timestamp (Delta time travel), so a training set built today can be built
+again later from the same rows, whatever gold builds ran in between.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -292,13 +296,24 @@ def historical_table(
     *,
     source: str | Path | FeatureSource | None = None,
     include_feature_dates: bool = True,
+    as_of: int | str | dt.datetime | None = None,
 ) -> Any:
-    """:func:`get_historical_features` returning a pyarrow Table (exact uint64 ids, list columns kept)."""
+    """:func:`get_historical_features` returning a pyarrow Table (exact uint64 ids, list columns kept).
+
+    The Delta table versions read are in the table's schema metadata: ``lakehouse.gold_versions``
+    (JSON ``{mart: version}``).
+    """
     import duckdb
     import pyarrow as pa
 
     feature_source = FeatureSource.resolve(source)
     plans = plan_features(feature_source.registry(), features)
+    if as_of is not None:
+        as_of = parse_as_of(as_of)
+        if isinstance(as_of, int) and len(plans) > 1:
+            raise FeatureError(f"as_of={as_of} is a version of one gold table, but the features come from "
+                               f"{', '.join(p.mart for p in plans)}: pass a timestamp instead")  # fmt: skip
+        feature_source = replace(feature_source, as_of=as_of)
     table = entity_table(entity_df)
     tz = app_timezone()
     outputs = [r.output for p in plans for r in p.features]
@@ -317,11 +332,14 @@ def historical_table(
         select = [f"entities.{_quote(c)}" for c in table.column_names]
         feature_columns: list[tuple[int, str]] = []
         date_columns: list[str] = []
+        versions: dict[str, int] = {}
         joins = []
         for i, plan in enumerate(plans):
             view = f"mart_{i}"
             columns = [plan.entity_key, plan.timestamp_column, *(r.column for r in plan.features)]
-            feature_source.register_mart(con, plan.mart, columns, f"{view}_raw")
+            delta = feature_source.register_mart(con, plan.mart, columns, f"{view}_raw")
+            if delta is not None:
+                versions[plan.mart] = delta.version()
             con.execute(
                 f"create or replace temporary view {view} as select *, "  # noqa: S608 - names from the registry
                 f"cast({_quote(plan.timestamp_column)} as date) as __as_of from {view}_raw"
@@ -335,7 +353,34 @@ def historical_table(
                 date_columns.append(f"{view}.__as_of as {_quote(f'{plan.mart}__{plan.timestamp_column}')}")
         select += [expr for _, expr in sorted(feature_columns)] + date_columns
         sql = f"select {', '.join(select)} from entities {' '.join(joins)} order by entities.__row_id"  # noqa: S608
-        return con.sql(sql).to_arrow_table()
+        result = con.sql(sql).to_arrow_table()
+    if versions:
+        metadata = {**(result.schema.metadata or {}), b"lakehouse.gold_versions": json.dumps(versions).encode()}
+        result = result.replace_schema_metadata(metadata)
+    return result
+
+
+def parse_as_of(value: int | str | dt.datetime) -> int | dt.datetime:
+    """A gold table version (an int, or digits) or an aware time (a datetime, or ISO 8601 with an offset or Z)."""
+    if isinstance(value, bool):
+        raise FeatureError(f"as_of must be a table version or an aware timestamp, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise FeatureError(f"as_of must be a table version >= 0, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise FeatureError(f"as_of must be a table version or an ISO 8601 timestamp, got {text!r}") from None
+    if not isinstance(value, dt.datetime):
+        raise FeatureError(f"as_of must be a table version or an aware timestamp, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise FeatureError(f"as_of={value.isoformat()} needs a time zone (e.g. 2026-11-05T12:00:00+00:00)")
+    return value
 
 
 def get_historical_features(
@@ -344,6 +389,7 @@ def get_historical_features(
     *,
     source: str | Path | FeatureSource | None = None,
     include_feature_dates: bool = True,
+    as_of: int | str | dt.datetime | None = None,
 ) -> Any:
     """A leakage-free training set: ``entity_df`` with the requested features joined point-in-time.
 
@@ -351,7 +397,12 @@ def get_historical_features(
     digit strings) and ``event_timestamp`` (timestamps, dates or ISO 8601 strings); other columns
     (labels) pass through. ``features``: names from the registry, ``events_7d`` or
     ``device_features_daily.events_7d`` (a list or a comma-separated string). ``source``: None /
-    ``"local"`` (``$LAKEHOUSE_DATA_DIR/gold``), a gold folder, ``"s3"`` or ``"s3://bucket/prefix"``.
+    ``"local"`` (the lake's gold), a gold folder, ``"s3"`` or ``"s3://bucket/prefix"`` (published).
+    ``as_of``: read gold as it was then (Delta time travel; the gold tables only, not a published
+    source): a version of the mart's Delta table (an int; features of one mart only, since each mart
+    numbers its own versions) or an aware timestamp (a datetime or ISO 8601 text with an offset),
+    which picks each table's version current at that time. The versions read are in
+    ``df.attrs["gold_versions"]``.
 
     Returns a pandas DataFrame with the entity rows in their order, each feature as a column (the
     value of the latest row dated strictly before the local date of event_timestamp; null without
@@ -363,7 +414,8 @@ def get_historical_features(
     import pandas as pd
     import pyarrow as pa
 
-    table = historical_table(entity_df, features, source=source, include_feature_dates=include_feature_dates)
+    table = historical_table(entity_df, features, source=source, include_feature_dates=include_feature_dates,
+                             as_of=as_of)  # fmt: skip
     nullable = {
         pa.int8(): pd.Int8Dtype(),
         pa.int16(): pd.Int16Dtype(),
@@ -375,4 +427,8 @@ def get_historical_features(
         pa.uint64(): pd.UInt64Dtype(),
         pa.bool_(): pd.BooleanDtype(),
     }
-    return table.to_pandas(types_mapper=nullable.get)
+    frame = table.to_pandas(types_mapper=nullable.get)
+    versions = (table.schema.metadata or {}).get(b"lakehouse.gold_versions")
+    if versions:
+        frame.attrs["gold_versions"] = json.loads(versions)
+    return frame

@@ -1,10 +1,10 @@
 """The latest feature vector of one device, served from memory.
 
 :class:`LatestFeatureStore` loads, once, the latest ``device_features_daily`` row of every device
-(one DuckDB query over the gold Parquet files: ``qualify row_number() over (partition by device
+(one DuckDB query over the gold Delta table: ``qualify row_number() over (partition by device
 order by feature_date desc) = 1``) into a sorted id array; a lookup is then a binary search. It
-reloads when gold changes: for local gold it compares the mart's files (path, size, mtime) and the
-registry's at most every ``check_seconds``; for S3 it compares the registry object and
+reloads when gold changes: for the gold tables it compares the mart's table version and the
+registry file at most every ``check_seconds``; for published gold on S3 it compares the registry object and
 ``_manifests/latest.json`` (written last by every publish) at most every ``check_seconds``.
 """
 
@@ -82,7 +82,7 @@ class LatestFeatureStore:
         assert source.gold_dir is not None
         registry = source.gold_dir / "_registry" / "feature_registry.json"
         stat = registry.stat() if registry.exists() else None
-        return (stat and (stat.st_size, stat.st_mtime_ns), tuple(source.mart_files(FEATURE_MART)))
+        return (stat and (stat.st_size, stat.st_mtime_ns), source.mart_version(FEATURE_MART))
 
     def _load(self, marker: Any) -> _Snapshot:
         import duckdb

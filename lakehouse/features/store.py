@@ -1,8 +1,11 @@
-"""Where the features are read from: gold on local disk, or the published gold on S3.
+"""Where the features are read from: the gold Delta tables of the lake, or the published gold on S3.
 
-A :class:`FeatureSource` names the gold folder (``$LAKEHOUSE_DATA_DIR/gold`` by default) or an
-S3 location (``s3://bucket/prefix``, the layout ``lakehouse.publish`` writes). It loads the feature
-registry and makes a mart readable in a DuckDB connection as a view.
+A :class:`FeatureSource` names the lake's gold (by default: ``$LAKEHOUSE_DATA_DIR/gold``, or the
+lake on S3 when ``LAKEHOUSE_STORAGE_URL`` says so), a gold folder of Delta tables, or a publish
+location (``s3://bucket/prefix``, the layout ``lakehouse.publish`` writes). It loads the feature
+registry and makes a mart readable in a DuckDB connection as a view. The gold Delta tables can be
+read as they were at an earlier version or time (``as_of``, Delta time travel); the published copy
+has only its latest publish.
 
 S3 is read with the ``lakehouse_s3`` Airflow connection's credentials (``login``/``password``,
 ``extra.endpoint_url``/``region_name``; none = the default AWS chain). DuckDB's ``httpfs``
@@ -15,6 +18,7 @@ a log line, an exception text or a returned value.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -64,9 +68,12 @@ class S3Credentials:
 
 @dataclass
 class FeatureSource:
-    """Local gold (``gold_dir``) or published gold on S3 (``bucket`` + ``prefix``)."""
+    """The gold Delta tables (``gold_dir``; ``lake``: the lake's own, wherever it lives) or published gold on S3
+    (``bucket`` + ``prefix``). ``as_of``: read every gold table at that version or aware time."""
 
     gold_dir: Path | None = None
+    lake: bool = False
+    as_of: int | dt.datetime | None = None
     bucket: str | None = None
     prefix: str = DEFAULT_S3_PREFIX
     credentials: S3Credentials | None = field(default=None, repr=False)
@@ -80,7 +87,7 @@ class FeatureSource:
         if isinstance(source, FeatureSource):
             return source
         if source is None or source == "local":
-            return cls(gold_dir=Layout.from_env().gold)
+            return cls(gold_dir=Layout.from_env().gold, lake=True)
         if isinstance(source, Path):
             return cls(gold_dir=source)
         if not isinstance(source, str) or not source:
@@ -117,6 +124,10 @@ class FeatureSource:
         """The published feature registry (``_registry/feature_registry.json``)."""
         if not self.is_s3:
             assert self.gold_dir is not None
+            if self.lake:  # on a lake in S3 the registry is committed there: bring it here first
+                from lakehouse.storage import open_lake
+
+                open_lake().hydrate(f"gold/{REGISTRY_DIR}")
             return read_registry(self.gold_dir / REGISTRY_DIR / REGISTRY_JSON)
         # Object names carry a content hash (lakehouse/publish.py): follow latest.json to the registry object.
         listed = [e["key"] for e in self.latest_manifest().get("registry", []) if e["key"].endswith(".json")]
@@ -218,34 +229,45 @@ class FeatureSource:
 
     # ------------------------------------------------------------------ marts
 
-    def mart_files(self, mart: str) -> list[tuple[str, int, int]]:
-        """(path, size, mtime_ns) of a local mart's Parquet files: what a cache can watch for changes."""
-        assert self.gold_dir is not None
-        folder = self.gold_dir / check_name(mart, what="gold mart")
-        files = []
-        for path in sorted(folder.rglob("*.parquet")):
-            rel = path.relative_to(folder).parts
-            if any(part.startswith((".", "_")) for part in rel):
-                continue
-            stat = path.stat()
-            files.append((str(path), stat.st_size, stat.st_mtime_ns))
-        return files
+    def mart_location(self, mart: str) -> Any:
+        """The Delta table of ``mart`` (a :class:`lakehouse.delta.DeltaLocation`; not for a published source)."""
+        from lakehouse.delta import DeltaLocation, locate
 
-    def register_mart(self, con: Any, mart: str, columns: list[str], view: str) -> None:
-        """Create view ``view`` over ``mart`` (only ``columns``) in the DuckDB connection ``con``."""
+        check_name(mart, what="gold mart")
+        assert self.gold_dir is not None
+        if self.lake:  # the lake's table: under gold_dir on local disk, or in the lake on S3
+            return locate(f"gold/{mart}", Layout(self.gold_dir.parent))
+        return DeltaLocation(f"gold/{mart}", str(self.gold_dir / mart))
+
+    def mart_version(self, mart: str) -> int | None:
+        """The latest version of ``mart``'s Delta table (None when it has none): what a cache can watch."""
+        from lakehouse.delta import open_table
+
+        table = open_table(self.mart_location(mart))
+        return None if table is None else table.version()
+
+    def register_mart(self, con: Any, mart: str, columns: list[str], view: str) -> Any:
+        """Create view ``view`` over ``mart`` (only ``columns``) in the DuckDB connection ``con``.
+
+        Returns the Delta table read (at ``as_of`` when set), or None for a published source.
+        """
         check_name(mart, what="gold mart")
         check_name(view, what="view name")
         select = ", ".join(_quote(c) for c in columns)
         if not self.is_s3:
-            assert self.gold_dir is not None
-            if not self.mart_files(mart):
-                raise FeatureError(f"gold mart {mart!r} has no Parquet files under {self.gold_dir / mart}")
-            glob = _sql_string((self.gold_dir / mart).as_posix() + "/**/*.parquet")
-            con.execute(
-                f"create or replace temporary view {view} as select {select} "  # noqa: S608 - validated names
-                f"from read_parquet({glob}, hive_partitioning = true)"
-            )
-            return
+            from lakehouse.delta import register_duckdb
+
+            loc = self.mart_location(mart)
+            try:
+                table = register_duckdb(con, loc, view, as_of=self.as_of, columns=columns)
+            except ConfigError as exc:
+                raise FeatureError(str(exc)) from None
+            if table is None:
+                raise FeatureError(f"gold mart {mart!r} has no Delta table at {loc.uri}: build gold first")
+            return table
+        if self.as_of is not None:
+            raise FeatureError("as_of reads the gold Delta tables (time travel); a published source has only its "
+                               "latest publish")  # fmt: skip
         base = f"{self.prefix}/{mart}"
         if self.s3_reader != "pyarrow" and self._try_httpfs(con):
             self.s3_reader = "httpfs"
@@ -254,7 +276,7 @@ class FeatureSource:
                 f"create or replace temporary view {view} as select {select} "  # noqa: S608 - validated names
                 f"from read_parquet([{urls}], hive_partitioning = true)"
             )
-            return
+            return None
         import pyarrow.dataset as ds
 
         self.s3_reader = "pyarrow"
@@ -273,6 +295,7 @@ class FeatureSource:
             raise FeatureError(f"gold mart {mart!r} has no Parquet objects under s3://{self.bucket}/{base}/")
         con.register(f"{view}__arrow", table)
         con.execute(f"create or replace temporary view {view} as select * from {view}__arrow")  # noqa: S608
+        return None
 
 
 def _quote(identifier: str) -> str:

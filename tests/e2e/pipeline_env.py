@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 MARTS = (
     "fct_device_daily",
@@ -41,3 +42,12 @@ def dags_test_env(
         ),
     }  # fmt: skip
     return env
+
+
+def gold_sql(con: Any, data: Path, mart: str) -> str:
+    """A DuckDB subquery over the gold Delta table ``mart`` of the local lake at ``data`` (delta_scan on ``con``)."""
+    from lakehouse.delta import DeltaLocation, duckdb_connect_lake, scan_sql, table_schema
+
+    loc = DeltaLocation(f"gold/{mart}", str(data / "gold" / mart))
+    duckdb_connect_lake(con, loc)
+    return f"({scan_sql(loc, table_schema(loc))})"

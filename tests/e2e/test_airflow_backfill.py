@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from airflow_stack import DAG_ID, AirflowStack, free_port, stack_env, task_log
+from pipeline_env import gold_sql
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse.local_airflow import airflow_env
@@ -85,7 +86,7 @@ def test_airflow_backfill_runs_four_days_at_once(tmp_path: Path) -> None:
         report = json.loads((data / "reports/appmetrica_lakehouse" / f"date={day}" / "summary.json").read_text())
         assert report["status"] == "success", day
     with duckdb.connect() as con:
-        glob = (data / "gold/fct_device_daily/**/*.parquet").as_posix()
-        rows = con.execute("select distinct event_date from read_parquet(?)", [glob]).fetchall()
+        daily = gold_sql(con, data, "fct_device_daily")
+        rows = con.execute(f"select distinct event_date from {daily}").fetchall()  # noqa: S608 - a tmp path
     dates = {r[0].isoformat() for r in rows}
     assert set(DAYS) <= dates

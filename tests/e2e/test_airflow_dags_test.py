@@ -26,10 +26,18 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from lake_tables import quarantine_table, silver_rows
-from pipeline_env import MARTS, SILVER, dags_test_env
+from pipeline_env import MARTS, SILVER, dags_test_env, gold_sql
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
-from lakehouse.delta import DeltaLocation, duckdb_connect_lake, locate, partition_files, scan_sql
+from lakehouse.delta import (
+    DeltaLocation,
+    duckdb_connect_lake,
+    locate,
+    partition_files,
+    read_table,
+    scan_sql,
+    table_schema,
+)
 from lakehouse.settings import Layout
 from transforms.silver.schemas import SILVER_TABLES
 
@@ -118,20 +126,18 @@ def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -
 
     gold_rows = {}
     for mart in MARTS:
-        glob = f"{data}/gold/{mart}/**/*.parquet"
-        gold_rows[mart] = scalar("select count(*) from read_parquet(?, hive_partitioning=true)", glob)
+        gold_rows[mart] = con.execute(f"select count(*) from {gold_sql(con, data, mart)}").fetchone()[0]  # noqa: S608
         assert gold_rows[mart] > 0, mart
-    daily_glob = f"{data}/gold/fct_device_daily/**/*.parquet"
-    daily_events = scalar("select sum(events_count) from read_parquet(?, hive_partitioning=true)", daily_glob)
+    daily = gold_sql(con, data, "fct_device_daily")
+    daily_events = con.execute(f"select sum(events_count) from {daily}").fetchone()[0]  # noqa: S608
     assert daily_events == all_events
     # the drift check ran on the day's feature statistics (no training window set: PSI is not judged)
     assert report["gold"]["feature_drift"] == {"date": DAY, "features": 7, "breaches": [],
                                                "thresholds": {"psi": 0.2, "null_rate": 0.05}}  # fmt: skip
 
     # revenue, ad revenue, crashes and errors reach the day's features, each row counted once
-    gold_features = f"{data}/gold/device_features_daily/**/*.parquet"
-    con.execute(f"create view features as select * from read_parquet('{gold_features}')"  # noqa: S608 - a tmp path
-                f" where feature_date = date '{DAY}'")  # fmt: skip
+    gold_features = gold_sql(con, data, "device_features_daily")
+    con.execute(f"create view features as select * from {gold_features} where feature_date = date '{DAY}'")  # noqa: S608
     duckdb_connect_lake(con)
     for resource, feature, date_column, days, where in (
         ("revenue_events", "purchases_28d", "event_date", 28, "revenue_price >= 0"),
@@ -166,8 +172,7 @@ def test_dags_test_runs_the_day_end_to_end(local_run: LocalRun, postgres: Any) -
             count = f'select count(*) from public."{mart}"'  # noqa: S608 - the mart names
             assert bi.execute(count).fetchone()[0] == gold_rows[mart], mart
         per_date = dict(bi.execute("select event_date, count(*) from fct_device_daily group by 1").fetchall())
-    gold_per_date = dict(con.execute("select event_date, count(*) from read_parquet(?) group by 1",
-                                     [daily_glob]).fetchall())  # fmt: skip
+    gold_per_date = dict(con.execute(f"select event_date, count(*) from {daily} group by 1").fetchall())  # noqa: S608
     assert per_date == gold_per_date
 
     for needle in (token, secret):
@@ -263,16 +268,21 @@ def test_the_whole_lake_on_s3_gives_the_same_results_as_local_disk(
     assert report["quarantined_rows"] == local_report["quarantined_rows"]
     assert reader.delta_rows("quarantine/events", DAY) == report["quarantined_rows"]["events"]
     assert not (scratch / "silver").exists() or not any((scratch / "silver").rglob("*.parquet")), "silver is in S3"
+    # Gold marts are Delta tables in the lake, read in place (deltalake, straight from S3), not through pointers.
     for mart in MARTS:
-        local_tables = [pq.read_table(p) for p in sorted((local_data / "gold" / mart).rglob("*.parquet"))]
-        lake_rows = _sorted_rows(reader.tables(f"gold/{mart}"))
+        lake_loc = DeltaLocation(f"gold/{mart}", f"s3://{LAKE_BUCKET}/{LAKE_PREFIX}/gold/{mart}", options)
+        local_loc = DeltaLocation(f"gold/{mart}", str(local_data / "gold" / mart))
+        lake_rows = _sorted_rows([read_table(lake_loc, schema=table_schema(lake_loc))])
         assert lake_rows, mart
-        assert lake_rows == _sorted_rows(local_tables), f"gold mart {mart} differs from the local-disk run"
+        local_rows = _sorted_rows([read_table(local_loc, schema=table_schema(local_loc))])
+        assert lake_rows == local_rows, f"gold mart {mart} differs from the local-disk run"
     # Gold was published from the lake as from disk: the same manifest rows.
     published = s3.list_objects_v2(Bucket=LAKE_BUCKET, Prefix=f"gold/_manifests/date={DAY}/")["KeyCount"]
     assert published >= 1
     # Only the current version of each partition is left; nothing was written outside the prefix but publish.
     keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET) for o in p["Contents"]]
+    gold_pointers = [k for k in keys if k.startswith(f"{LAKE_PREFIX}/gold/") and "/_v/" in k and "/_registry/" not in k]
+    assert not gold_pointers, "no gold mart is committed through a pointer"
     versions: dict[str, set[str]] = {}
     for key in keys:
         if "/_v/" in key:

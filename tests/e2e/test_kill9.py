@@ -13,12 +13,13 @@ different data (some events missing, as if they arrived late), then SIGKILLs the
 4. mid publish: failpoint ``publish.upload@dim_devices``, after two of the three gold objects are uploaded and
    before any manifest.
 
-After every kill it checks what a reader sees: every bronze and gold partition, and every day of a silver and
-quarantine Delta table, is exactly the earlier run's or the clean run's (never a mix inside a partition, never a
-half file), and every S3 manifest names only complete objects. After a final rerun every output equals the clean
-run's: bronze bytes, the rows of each day of the silver and quarantine tables (a commit writes new data files,
-named by uuid, so their bytes are not compared), gold files, S3 keys and ETags; manifests and reports differ only
-in run ids and times; no ``.tmp-*`` entry is left under the data folder.
+After every kill it checks what a reader sees: every bronze partition, every day of a silver and quarantine Delta
+table, and every gold Delta table is exactly the earlier run's or the clean run's (never a mix inside a partition,
+never a half file; a gold table is compared by the rows its latest version holds), and every S3 manifest names only
+complete objects. After a final rerun every output equals the clean run's: bronze bytes, the rows of each day of the
+silver and quarantine tables and of each gold table (a commit writes new data files, named by uuid, so their bytes
+are not compared), S3 keys and ETags; manifests and reports differ only in run ids, times and gold table versions;
+no ``.tmp-*`` entry is left under the data folder.
 """
 
 from __future__ import annotations
@@ -207,6 +208,22 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".tmp-") for part in rel.split("/"))
 
 
+def _gold_table(root: Path, rel: str) -> bool:
+    """Whether ``rel`` is inside a gold Delta table (its data files and log: compared by contents instead)."""
+    parts = rel.split("/")
+    return parts[0] == "gold" and len(parts) > 2 and (root / "gold" / parts[1] / "_delta_log").is_dir()
+
+
+def _table_sha(table_dir: Path) -> str:
+    """A hash of the rows the table's latest version holds, in the mart's key order."""
+    from lakehouse.delta import DeltaLocation, commit_metadata, read_table, table_schema
+
+    loc = DeltaLocation(f"gold/{table_dir.name}", str(table_dir))
+    rows = read_table(loc, schema=table_schema(loc))
+    key = commit_metadata(loc)["lakehouse.order_by"].split(",")
+    return _sha(repr(rows.sort_by([(c, "ascending") for c in key]).to_pylist()).encode())
+
+
 def temp_entries(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.startswith(".tmp-"))
 
@@ -221,17 +238,24 @@ def snapshot(lake: Lake, s3: Any) -> dict[str, dict[str, Any]]:
         rel = path.relative_to(lake.root).as_posix()
         if not path.is_file() or _hidden(rel) or rel.split("/")[0] in {"warehouse", "docs", "silver", "quarantine"}:
             continue
+        if _gold_table(lake.root, rel):
+            continue
         if path.suffix == ".json":
             doc = _normalize(json.loads(path.read_bytes()), subs)  # a half JSON file fails here
             if rel.startswith("reports/appmetrica_lakehouse/") and path.name == "summary.json":
                 doc = {k: doc.get(k) for k in SUMMARY_OUTPUT_FIELDS}
-                # full or incremental depends on the warehouse the run found; what gold holds must not
+                # full or incremental depends on the warehouse the run found, the table versions on the runs
+                # before it; what gold holds must not
                 doc["gold"] = {k: v for k, v in (doc["gold"] or {}).items() if k != "mode"}
+                for mart in (doc["gold"].get("marts") or {}).values():
+                    mart.pop("version", None)
             docs[rel] = doc
         elif rel.startswith("reports/") and path.suffix == ".html":
             files[rel] = "a run report page"  # drawn from the summaries above; it shows run ids and times
         else:
             files[rel] = _sha(path.read_bytes())
+    for table_dir in sorted((lake.root / "gold").glob("*/_delta_log")):
+        files[f"gold/{table_dir.parent.name}/<table contents>"] = _table_sha(table_dir.parent)
     objects: dict[str, str] = {}
     manifests: dict[str, Any] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket):

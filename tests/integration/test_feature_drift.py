@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from gold_tables import read_gold
 from test_gold_marts import _add_event, _Gen, write_silver
 
 from lakehouse import pipeline
@@ -72,8 +72,8 @@ def _psi(expected: list[float], actual: list[float]) -> float:
 
 
 def test_stats_and_psi_match_a_plain_python_computation(lake: Path) -> None:
-    features = pq.read_table(lake / "gold/device_features_daily/device_features_daily.parquet").to_pylist()
-    stats = pq.read_table(lake / "gold/feature_stats_daily/feature_stats_daily.parquet").to_pylist()
+    features = read_gold(lake, "device_features_daily").to_pylist()
+    stats = read_gold(lake, "feature_stats_daily").to_pylist()
     dates = sorted({r["feature_date"] for r in features})
     assert len(stats) == len(dates) * len(NUMERIC)
     assert [(r["feature"], r["feature_date"]) for r in stats] == sorted((f, d) for f in NUMERIC for d in dates)

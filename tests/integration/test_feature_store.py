@@ -1,6 +1,6 @@
 """Gold as a feature store, on gold built from generated data (tests/integration/conftest.py).
 
-Registry completeness against the Parquet files, the fitted transformer state and the transformed
+Registry completeness against the gold Delta tables, the fitted transformer state and the transformed
 mart against plain-Python computations, point-in-time retrieval against a brute-force oracle, the
 CLI, and the latest-feature lookup app.
 """
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -35,8 +36,10 @@ from feature_lake import (
     MOVER_FIRST_DAY,
     FeatureLake,
 )
+from gold_tables import gold_location, read_gold
 
 from lakehouse import cli
+from lakehouse.delta import commit_metadata, open_table, replace_table
 from lakehouse.features import FeatureError, LatestFeatureStore, get_historical_features, list_features
 from lakehouse.features.api import create_app
 from lakehouse.features.online import json_value
@@ -67,7 +70,7 @@ def app_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Z
 
 
 def rows(lake: FeatureLake, mart: str) -> list[dict[str, Any]]:
-    return pq.read_table(lake.gold / mart / f"{mart}.parquet").to_pylist()
+    return read_gold(lake.root, mart).to_pylist()
 
 
 def attributes_by_row(lake: FeatureLake) -> dict[tuple[int, dt.date], dict[str, Any]]:
@@ -98,7 +101,7 @@ def test_every_gold_column_has_a_registry_entry(feature_lake: FeatureLake) -> No
     marts = sorted(p.name for p in feature_lake.gold.iterdir() if p.is_dir() and not p.name.startswith("_"))
     assert len(marts) == 7
     for mart in marts:
-        columns = pq.read_schema(feature_lake.gold / mart / f"{mart}.parquet").names
+        columns = read_gold(feature_lake.root, mart).column_names
         missing = [c for c in columns if (mart, c) not in entries]
         assert not missing, f"gold columns without a registry entry: {mart}.{missing}"
         assert registry["models"][mart]["columns"] == columns  # and no entry for a column that is not there
@@ -221,12 +224,13 @@ def test_applying_the_same_state_again_gives_identical_output(feature_lake: Feat
     root = tmp_path / "lake"
     for folder in ("silver", "gold", "warehouse"):
         shutil.copytree(feature_lake.root / folder, root / folder)
-    mart = Path("gold/device_features_daily_transformed/device_features_daily_transformed.parquet")
-    before = (root / mart).read_bytes()
+    mart = "device_features_daily_transformed"
+    before = read_gold(root, mart)
     registry_before = (root / "gold/_registry/feature_registry.json").read_bytes()
     summary = build_gold(Layout(root), select="device_features_daily_transformed")
     assert set(summary["marts"]) == {"device_features_daily_transformed"}
-    assert (root / mart).read_bytes() == before
+    assert read_gold(root, mart).equals(before)
+    assert commit_metadata(gold_location(root, mart))["lakehouse.mode"] == "selected"
     assert (root / "gold/_registry/feature_registry.json").read_bytes() == registry_before
 
 
@@ -561,12 +565,66 @@ def test_lookup_reloads_when_gold_changes(feature_lake: FeatureLake, tmp_path: P
     store = LatestFeatureStore(gold, check_seconds=0)
     before = store.lookup(LATE_DEVICE)
     assert before is not None
-    path = gold / "device_features_daily" / "device_features_daily.parquet"
-    table = pq.read_table(path)
+    table = read_gold(tmp_path, "device_features_daily")
     ids, values = table.column("appmetrica_device_id").to_pylist(), table.column("events_28d").to_pylist()
     events = [v + 1000 if d == LATE_DEVICE else v for d, v in zip(ids, values, strict=True)]
     table = table.set_column(table.schema.get_field_index("events_28d"), "events_28d", pa.array(events, pa.int64()))
-    pq.write_table(table, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    replace_table(gold_location(tmp_path, "device_features_daily"), table)  # a new version of the table
     after = store.lookup(str(LATE_DEVICE))
     assert after is not None and after["features"]["events_28d"] == before["features"]["events_28d"] + 1000
+
+
+# --------------------------------------------------------------------------------- time travel
+
+
+def test_as_of_an_old_version_reproduces_a_training_set(
+    feature_lake: FeatureLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Build, record the version, rebuild from changed silver: as_of the old version gives the old rows exactly."""
+    monkeypatch.setenv("LAKEHOUSE_FEATURE_FIT_START", FIT_START.isoformat())
+    monkeypatch.setenv("LAKEHOUSE_FEATURE_FIT_END", FIT_END.isoformat())
+    root = tmp_path / "lake"
+    for folder in ("silver", "gold"):
+        shutil.copytree(feature_lake.root / folder, root / folder)
+    gold = root / "gold"
+    loc = gold_location(root, "device_features_daily")
+    version = open_table(loc).version()
+    built_at = dt.datetime.now(dt.UTC)
+    devices = [LATE_DEVICE, MOVER_DEVICE, *sorted(oracle(feature_lake, "device_features_daily", "feature_date"))[:3]]
+    entities = pd.DataFrame({"appmetrica_device_id": [str(d) for d in devices],
+                             "event_timestamp": ["2026-11-05T12:00:00Z"] * len(devices)})  # fmt: skip
+    features = ["events_28d", "sessions_7d", "revenue_28d"]
+    before = get_historical_features(entities, features, source=gold)
+    assert before.attrs["gold_versions"] == {"device_features_daily": version}
+
+    # silver changes: the late device's events are gone; the full rebuild commits a new version
+    for path in sorted(Layout(root).silver_table("events_part").rglob("*.parquet")):
+        table = pq.read_table(path)
+        kept = table.filter(pc.not_equal(table["appmetrica_device_id"], pa.scalar(LATE_DEVICE, pa.uint64())))
+        if kept.num_rows != table.num_rows:
+            pq.write_table(kept, path)
+    summary = build_gold(Layout(root))
+    assert open_table(loc).version() == version + 1
+    now = get_historical_features(entities, features, source=gold)
+    assert pd.isna(now["events_28d"][0]) and not pd.isna(before["events_28d"][0])
+
+    for as_of in (version, str(version), built_at, built_at.isoformat()):
+        again = get_historical_features(entities, features, source=gold, as_of=as_of)
+        pd.testing.assert_frame_equal(again, before)
+        assert again.attrs["gold_versions"] == {"device_features_daily": version}
+    # the commit history records the feature-set version each version was built with
+    assert commit_metadata(loc, version)["lakehouse.feature_set_version"] == feature_lake.summary["feature_set_version"]
+    assert commit_metadata(loc)["lakehouse.feature_set_version"] == summary["feature_set_version"]
+
+    with pytest.raises(FeatureError, match="one gold table"):
+        get_historical_features(entities, ["events_28d", "os_name"], source=gold, as_of=version)
+    with pytest.raises(FeatureError, match="time zone"):
+        get_historical_features(entities, features, source=gold, as_of="2026-11-05T12:00:00")
+    with pytest.raises(FeatureError, match="no version"):
+        get_historical_features(entities, features, source=gold, as_of=version + 5)
+    out = tmp_path / "train.parquet"
+    args = ["features", "--source", str(gold), "historical", "--entities", str(tmp_path / "e.csv"),
+            "--features", ",".join(features), "--out", str(out), "--as-of", str(version)]  # fmt: skip
+    entities.to_csv(tmp_path / "e.csv", index=False)
+    assert cli.main(args) == 0
+    assert pq.read_table(out).column("events_28d").to_pylist()[0] == before["events_28d"][0]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
+from gold_tables import read_gold
 from test_gold_marts import _add_event, _Gen, write_silver
 
 from lakehouse.settings import Layout
@@ -51,12 +51,11 @@ def test_a_constant_window_scales_to_zero_and_unknowns_share_a_bucket(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lake, _ = build(tiny, tmp_path, monkeypatch, "2026-10-01", "2026-10-01")  # one row: every column constant
-    gold = lake / "gold"
-    state = pq.read_table(gold / "feature_transformer_state/feature_transformer_state.parquet").to_pylist()
+    state = read_gold(lake, "feature_transformer_state").to_pylist()
     scalers = [r for r in state if r["transformer"].endswith("scaler")]
     assert len(scalers) == 14 and all(r["fit_rows"] == 1 for r in scalers)
     assert all(r["std"] == 0 and r["scale"] == 1.0 and r["data_min"] == r["data_max"] for r in scalers)
-    out = pq.read_table(gold / "device_features_daily_transformed/device_features_daily_transformed.parquet")
+    out = read_gold(lake, "device_features_daily_transformed")
     rows = {(r["appmetrica_device_id"], r["feature_date"]): r for r in out.to_pylist()}
     fitted = rows[(A, dt.date(2026, 10, 1))]
     numeric = [c for c in out.column_names if c.endswith(("_standard", "_min_max"))]
@@ -89,8 +88,8 @@ def test_a_bad_training_window_stops_the_build(
 
 
 def _table(gold: Path, mart: str, date_column: str, through: dt.date | None = None) -> pa.Table:
-    """A mart's rows (dated up to ``through``, all when None), in its published order."""
-    table = pq.read_table(gold / mart / f"{mart}.parquet")
+    """A mart's rows (dated up to ``through``, all when None), in its key order."""
+    table = read_gold(gold.parent, mart)
     return table if through is None else table.filter(pc.less_equal(table[date_column], pa.scalar(through)))
 
 

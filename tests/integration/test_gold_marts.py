@@ -21,11 +21,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from gold_tables import gold_location, read_gold, scan_gold
 from lake_tables import silver_table
 
-from lakehouse.delta import locate, replace_partition
+from lakehouse.delta import commit_metadata, locate, open_table, replace_partition
 from lakehouse.settings import Layout
 from transforms.gold import GoldBuildError, build_gold, dbt_paths, generate_docs
 from transforms.silver.schemas import SILVER_TABLES
@@ -400,20 +400,32 @@ COLUMNS = {
 
 
 def read_mart(root: Path, mart: str) -> list[tuple]:
-    """Read a mart the way docs/contracts.md promises consumers can, in file order."""
-    glob = (root / "gold" / mart / "**" / "*.parquet").as_posix()
-    with duckdb.connect() as con:
-        rel = con.sql(f"select * from read_parquet('{glob}', hive_partitioning = true)")  # noqa: S608 - a tmp path
-        assert rel.columns == COLUMNS[mart]
-        return rel.fetchall()
+    """Read a mart the way docs/contracts.md promises consumers can (DuckDB delta_scan), in key order.
+
+    pyarrow through deltalake returns the same rows, with the same types.
+    """
+    rel = scan_gold(root, mart)
+    assert rel.columns == COLUMNS.get(mart, rel.columns)
+    rows = rel.fetchall()
+    through_arrow = read_gold(root, mart)
+    assert through_arrow.column_names == rel.columns
+    assert [tuple(r.values()) for r in through_arrow.to_pylist()] == rows, f"{mart}: pyarrow and DuckDB differ"
+    return rows
 
 
 def gold_hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((root / "gold").rglob("*"))
-        if p.is_file()
+    """Every mart's table contents (not its version) and the registry files' bytes, hashed."""
+    hashes = {
+        f"gold/{m}": hashlib.sha256(repr(read_gold(root, m).to_pylist()).encode()).hexdigest()
+        for m in (*MARTS, *TRANSFORMER_MARTS)
     }
+    for path in sorted((root / "gold" / "_registry").iterdir()):
+        hashes[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def gold_versions(root: Path) -> dict[str, int]:
+    return {m: open_table(gold_location(root, m)).version() for m in (*MARTS, *TRANSFORMER_MARTS)}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -470,11 +482,15 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
     summary = built.summary
     assert set(summary["marts"]) == {*MARTS, *TRANSFORMER_MARTS}
     for mart, info in summary["marts"].items():
-        path = Path(info["path"])
-        assert path == built.root / "gold" / mart / f"{mart}.parquet"
-        assert info["rows"] == pq.read_metadata(path).num_rows
-        if mart in MARTS:
-            assert info["rows"] == len(read_mart(built.root, mart))
+        loc = gold_location(built.root, mart)
+        assert info["table"] == loc.uri
+        assert info["version"] == open_table(loc).version() == 0
+        assert info["rows"] == len(read_mart(built.root, mart))
+        commit = commit_metadata(loc)
+        assert commit["lakehouse.feature_set_version"] == summary["feature_set_version"]
+        assert commit["lakehouse.mode"] == "full" and commit["lakehouse.run_id"] == "manual"
+        partitions = open_table(loc).metadata().partition_columns
+        assert partitions == (["feature_date"] if mart in ("device_features_daily", "device_attributes_daily") else [])
     # stg_appmetrica__events, __revenue_events, __ad_revenue_events, __crashes, __errors, 5 int_*, 4 marts,
     # 2 transformer marts, feature_stats_daily
     assert summary["models"] == {"success": 17}
@@ -482,11 +498,10 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
     assert set(summary["data_tests"]) == {"pass"}
     assert summary["unit_tests"] == {"pass": 5}
     assert len(summary["feature_set_version"]) == 16
-    # no temporary files left beside the published ones
+    # gold holds the marts' Delta tables and the registry, nothing else
     gold = built.root / "gold"
-    assert sorted(p.relative_to(gold).as_posix() for p in gold.rglob("*") if p.is_file()) == sorted(
-        [*(f"{m}/{m}.parquet" for m in (*MARTS, *TRANSFORMER_MARTS)), *REGISTRY_FILES]
-    )
+    assert sorted(p.name for p in gold.iterdir()) == sorted([*MARTS, *TRANSFORMER_MARTS, "_registry"])
+    assert sorted(p.relative_to(gold).as_posix() for p in (gold / "_registry").iterdir()) == sorted(REGISTRY_FILES)
 
 
 def test_fct_device_daily_matches_brute_force(built: Built) -> None:
@@ -532,9 +547,12 @@ def test_device_features_daily_matches_brute_force(built: Built) -> None:
     assert null_sessions and all(row[5] == 0 for row in null_sessions)
 
 
-def test_parquet_types(built: Built) -> None:
-    schemas = {m: pq.read_schema(built.root / "gold" / m / f"{m}.parquet") for m in MARTS}
-    for schema in schemas.values():
+def test_table_types(built: Built) -> None:
+    stored = {m: pa.schema(open_table(gold_location(built.root, m)).schema().to_arrow()) for m in MARTS}
+    schemas = {m: read_gold(built.root, m).schema for m in MARTS}
+    for mart, schema in schemas.items():
+        # Delta has no unsigned type: the ids are DECIMAL(20,0) in the table and read back as written
+        assert stored[mart].field("appmetrica_device_id").type == pa.decimal128(20, 0)
         assert schema.field("appmetrica_device_id").type == pa.uint64()
     features = schemas["device_features_daily"]
     assert features.field("feature_date").type == pa.date32()
@@ -560,18 +578,19 @@ def test_every_model_and_column_is_described(built: Built) -> None:
                 assert con.sql(f"select * from {relation} limit 0").columns == list(node["columns"])  # noqa: S608
 
 
-def test_rebuild_is_byte_identical(built: Built) -> None:
-    before = gold_hashes(built.root)
+def test_rebuild_leaves_the_tables_identical(built: Built) -> None:
+    before, versions = gold_hashes(built.root), gold_versions(built.root)
     assert len(before) == len(MARTS) + len(TRANSFORMER_MARTS) + len(REGISTRY_FILES)
     build_gold(Layout(built.root))
-    assert gold_hashes(built.root) == before
+    assert gold_hashes(built.root) == before  # the same rows, and byte-identical registry files
+    assert gold_versions(built.root) == {m: v + 1 for m, v in versions.items()}  # one commit per mart
 
 
 def test_failing_dbt_test_raises_and_keeps_published_gold(built: Built, tmp_path: Path) -> None:
     root = tmp_path / "lakehouse"
     for folder in ("silver", "gold"):
         shutil.copytree(built.root / folder, root / folder)
-    before = gold_hashes(root)
+    before, versions = gold_hashes(root), gold_versions(root)
     # silver is supposed to be deduplicated: the same event exported again on another day
     # breaks the unique event_id test of the staging model
     day, later = FIRST_DAY + dt.timedelta(days=9), FIRST_DAY + dt.timedelta(days=10)
@@ -587,6 +606,7 @@ def test_failing_dbt_test_raises_and_keeps_published_gold(built: Built, tmp_path
     assert any("unique_stg_appmetrica__events_event_id" in f["unique_id"] for f in caught.value.failures)
     assert caught.value.retryable is False, "a failed data test gives the same verdict on a retry"
     assert gold_hashes(root) == before
+    assert gold_versions(root) == versions  # nothing committed
 
 
 def test_no_silver_data_is_a_clear_error(tmp_path: Path) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from gold_tables import gold_location
 from lake_tables import silver_rows
 from test_gold_marts import read_mart
 
 from ingest.appmetrica.demo.server import DemoLogsApiServer
 from lakehouse import pipeline
-from lakehouse.delta import locate, partition_files
+from lakehouse.delta import duckdb_connect_lake, locate, partition_files, scan_sql
 from lakehouse.settings import Layout
 
 pytestmark = pytest.mark.integration
@@ -62,11 +63,11 @@ def _files(layout: Layout, day: dt.date) -> list[dict]:
 def _events_on(root: Path, day: dt.date) -> tuple[int, int]:
     """(silver events of ``day``, gold events_1d summed over the devices for ``day``)."""
     events = silver_rows(Layout(root), "events_part", day)
-    gold = (root / "gold" / "device_features_daily" / "**" / "*.parquet").as_posix()
+    gold = gold_location(root, "device_features_daily")
     with duckdb.connect() as con:
+        duckdb_connect_lake(con, gold)
         (features,) = con.sql(
-            f"select sum(events_1d) from read_parquet('{gold}', hive_partitioning = true) "  # noqa: S608 - a tmp path
-            f"where feature_date = date '{day}'"
+            f"select sum(events_1d) from ({scan_sql(gold)}) where feature_date = date '{day}'"  # noqa: S608
         ).fetchone()
     return events, features
 

@@ -16,10 +16,12 @@ from pathlib import Path
 import duckdb
 import pytest
 from feature_lake import LATE_DEVICE, FeatureLake
+from gold_tables import gold_location, order_key, read_gold
 from pg_cluster import Cluster
 from psycopg import sql
 
 from lakehouse.assets import GOLD_MART_NAMES
+from lakehouse.delta import register_duckdb, replace_table
 from lakehouse.publish_bi import BiPublishError, ChunkLimits, publish_bi
 from lakehouse.settings import Layout
 
@@ -29,13 +31,13 @@ DATED = {"fct_device_daily": "event_date", "device_features_daily": "feature_dat
 WHOLE_MARTS = set(GOLD_MART_NAMES) - set(DATED)
 
 
-def _rewrite(path: Path, select: str) -> None:
-    """Replace a gold Parquet file by ``select`` over ``t`` (its current rows)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _rewrite(root: Path, mart: str, select: str) -> None:
+    """Replace a gold Delta table's rows by ``select`` over ``t`` (its current rows), in one commit."""
+    loc = gold_location(root, mart)
     with duckdb.connect() as con:
-        con.execute(f"create view t as select * from read_parquet('{path}')")  # noqa: S608 - test paths
-        con.execute(f"copy ({select}) to '{tmp}' (format parquet)")
-    tmp.replace(path)
+        register_duckdb(con, loc, "t")
+        rows = con.execute(select).to_arrow_table()
+    replace_table(loc, rows, new_schema=True, metadata={"lakehouse.order_by": ",".join(order_key(loc))})
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +45,10 @@ def two_dates(feature_lake: FeatureLake, tmp_path_factory: pytest.TempPathFactor
     """The feature lake's gold with every dated mart cut down to its last two event dates."""
     root = tmp_path_factory.mktemp("bi_gold")
     shutil.copytree(feature_lake.gold, root / "gold")
-    with duckdb.connect() as con:
-        files = f"{root}/gold/fct_device_daily/*.parquet"
-        query = "select distinct event_date from read_parquet(?) order by 1 desc limit 2"
-        dates = [r[0] for r in con.execute(query, [files]).fetchall()]
+    dates = sorted(set(read_gold(root, "fct_device_daily").column("event_date").to_pylist()))[-2:][::-1]
     listed = ", ".join(f"date '{d}'" for d in dates)
     for mart, column in DATED.items():
-        _rewrite(root / "gold" / mart / f"{mart}.parquet", f"select * from t where {column} in ({listed})")  # noqa: S608
+        _rewrite(root, mart, f"select * from t where {column} in ({listed})")  # noqa: S608
     return root, sorted(dates)
 
 
@@ -82,9 +81,7 @@ def _sorted(rows: list[tuple]) -> list[tuple]:
 
 
 def gold_rows(layout: Layout, mart: str) -> list[tuple]:
-    with duckdb.connect() as con:
-        files = f"{layout.gold}/{mart}/*.parquet"
-        return _sorted(con.execute("select * from read_parquet(?)", [files]).fetchall())
+    return _sorted([tuple(r.values()) for r in read_gold(layout.root, mart).to_pylist()])
 
 
 def pg_rows(postgres: Cluster, database: str, mart: str) -> list[tuple]:
@@ -118,9 +115,9 @@ def test_first_publish_gives_every_mart_complete_and_a_rerun_writes_nothing(lake
 def test_a_changed_date_replaces_its_rows_and_a_rerun_never_doubles(lake, database, postgres, two_dates):
     first, second = two_dates[1]
     publish_bi(second, layout=lake)
-    fct = lake.gold / "fct_device_daily" / "fct_device_daily.parquet"
+    fct = "fct_device_daily"
     bump = f"events_count + 1000 * (event_date = date '{first}')::int"
-    _rewrite(fct, f"select * replace ({bump} as events_count) from t")  # noqa: S608
+    _rewrite(lake.root, fct, f"select * replace ({bump} as events_count) from t")  # noqa: S608
     result = publish_bi(second, layout=lake)
     assert result["dates"] == [first.isoformat()]
     assert result["marts"]["fct_device_daily"]["partitions"] == 1
@@ -138,7 +135,7 @@ def test_a_changed_date_replaces_its_rows_and_a_rerun_never_doubles(lake, databa
 
     # a date gold no longer holds leaves the tables
     for mart, column in DATED.items():
-        _rewrite(lake.gold / mart / f"{mart}.parquet", f"select * from t where {column} <> date '{first}'")  # noqa: S608
+        _rewrite(lake.root, mart, f"select * from t where {column} <> date '{first}'")  # noqa: S608
     gone = publish_bi(second, layout=lake)
     assert gone["dates"] == [first.isoformat()]
     assert_complete(postgres, database, lake)
@@ -176,8 +173,8 @@ def _edit_contract(layout: Layout, mart: str, column: str, data_type: str) -> No
 
 def test_a_new_contract_column_is_added_and_a_type_change_is_refused(lake, database, postgres, two_dates):
     publish_bi("2026-11-02", layout=lake)
-    fct = lake.gold / "fct_device_daily" / "fct_device_daily.parquet"
-    _rewrite(fct, "select *, events_count * 2 as events_doubled from t")
+    fct = "fct_device_daily"
+    _rewrite(lake.root, fct, "select *, events_count * 2 as events_doubled from t")
     _edit_contract(lake, "fct_device_daily", "events_doubled", "bigint")
     result = publish_bi("2026-11-02", layout=lake)
     assert result["migrated"] == {"fct_device_daily": ["events_doubled"]}
@@ -185,7 +182,7 @@ def test_a_new_contract_column_is_added_and_a_type_change_is_refused(lake, datab
     assert result["marts"]["dim_devices"]["partitions"] == 0
     assert_complete(postgres, database, lake)
 
-    _rewrite(fct, "select * replace (cast(events_count as varchar) as events_count) from t")
+    _rewrite(lake.root, fct, "select * replace (cast(events_count as varchar) as events_count) from t")
     _edit_contract(lake, "fct_device_daily", "events_count", "varchar")
     with pytest.raises(BiPublishError, match=r"public\.fct_device_daily\.events_count is bigint, the contract text"):
         publish_bi("2026-11-02", layout=lake)

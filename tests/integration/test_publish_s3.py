@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
 from moto_s3 import SECRET, ensure_bucket, record_s3_calls, s3_client, use_lakehouse_s3
 
 from lakehouse import publish
+from lakehouse.delta import DeltaLocation, replace_table
 from lakehouse.publish import PublishError, publish_gold
 from lakehouse.settings import Layout
 
@@ -57,38 +58,40 @@ def _write(path: Path, table: pa.Table) -> None:
     pq.write_table(table, path)
 
 
+def _commit(gold: Path, mart: str, table: pa.Table, partition_by: list[str] | None = None) -> None:
+    """Replace the Delta table ``gold/<mart>`` with ``table`` (rows ordered by device_id when published)."""
+    loc = DeltaLocation(f"gold/{mart}", str(gold / mart))
+    replace_table(loc, table, partition_by=partition_by, new_schema=True, metadata={"lakehouse.order_by": "device_id"})
+
+
+def features(*days: tuple[str, int]) -> pa.Table:
+    """device_features_daily rows: ``n`` devices on each (date, n)."""
+    rows = [(f"d{i}", 1, dt.date.fromisoformat(day)) for day, n in days for i in range(n)]
+    return pa.table({"device_id": [r[0] for r in rows], "events_1d": [r[1] for r in rows],
+                     "feature_date": [r[2] for r in rows]})  # fmt: skip
+
+
 def make_gold(gold: Path) -> None:
-    """Three marts: one plain file, one big (> 8 MiB) file, two files in hive subfolders; plus temp junk."""
-    _write(
-        gold / "fct_device_daily" / "fct_device_daily.parquet",
-        pa.table({"device_id": [f"d{i}" for i in range(50)], "events_count": list(range(50))}),
-    )
-    _write(
-        gold / "dim_devices" / "dim_devices.parquet",
-        pa.table(
-            {"device_id": [f"d{i}" for i in range(BIG_ROWS)], "blob": [os.urandom(1 << 20) for _ in range(BIG_ROWS)]}
-        ),
-    )
-    for day, n in (("2026-10-31", 7), ("2026-11-01", 11)):
-        _write(
-            gold / "device_features_daily" / f"feature_date={day}" / "part-0.parquet",
-            pa.table({"device_id": [f"d{i}" for i in range(n)], "events_1d": [1] * n}),
-        )
-    # Temp files and folders that must not be published.
+    """Three marts' Delta tables: a small one, a big one (> 8 MiB once written), one partitioned by date."""
+    _commit(gold, "fct_device_daily",
+            pa.table({"device_id": [f"d{i}" for i in range(50)], "events_count": list(range(50))}))  # fmt: skip
+    blobs = {"device_id": [f"d{i}" for i in range(BIG_ROWS)], "blob": [os.urandom(1 << 20) for _ in range(BIG_ROWS)]}
+    _commit(gold, "dim_devices", pa.table(blobs))
+    _commit(gold, "device_features_daily", features(("2026-10-31", 7), ("2026-11-01", 11)), ["feature_date"])
+    # Files that are no part of any table version: never published.
     (gold / "fct_device_daily" / ".tmp-fct_device_daily.parquet.abc").write_bytes(b"partial")
-    _write(gold / "fct_device_daily" / "_staging" / "x.parquet", pa.table({"a": [1]}))
+    _write(gold / "fct_device_daily" / "stray.parquet", pa.table({"a": [1]}))
     _write(gold / "_scratch" / "y.parquet", pa.table({"a": [1]}))
 
 
-def gold_files(gold: Path) -> dict[str, Path]:
-    """Expected relative object key (mart/folders/<stem>-<sha256[:16]>.parquet) -> local file."""
-    out = {}
-    for path in gold.rglob("*.parquet"):
-        rel = path.relative_to(gold)
-        if any(part.startswith((".", "_")) for part in rel.parts):
-            continue
-        out[key_of(rel.as_posix(), path)] = path
-    return out
+def export_of(gold: Path, mart: str) -> Path:
+    """The Parquet file a publish writes from the mart's table (and uploads)."""
+    return gold.parent / "warehouse" / "publish" / mart / f"{mart}.parquet"
+
+
+def gold_files(gold: Path, marts: tuple[str, ...] = MARTS) -> dict[str, Path]:
+    """After a publish: expected relative object key (<mart>/<mart>-<sha256[:16]>.parquet) -> the file uploaded."""
+    return {key_of(f"{m}/{m}.parquet", export_of(gold, m)): export_of(gold, m) for m in marts}
 
 
 def key_of(rel: str, path: Path) -> str:
@@ -140,7 +143,7 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     result = publish_gold(DAY, marts=MARTS, run_id="run-1")
 
     expected = gold_files(layout.gold)
-    assert len(expected) == 4
+    assert len(expected) == 3
     assert result["target"] == f"s3://{BUCKET}/{prefix}"
     assert result["storage"] == "s3" and result["bucket"] == BUCKET and result["prefix"] == prefix
 
@@ -172,16 +175,16 @@ def test_publish_uploads_verifies_and_writes_manifest_last(
     for rel, path in expected.items():
         entry = by_key[f"{prefix}/{rel}"]
         assert entry["mart"] == rel.split("/")[0]
-        assert entry["file"] == path.relative_to(layout.gold).as_posix()
+        assert entry["file"] == f"{entry['mart']}/{path.name}"
         assert entry["bytes"] == path.stat().st_size
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert entry["rows"] == pq.read_metadata(path).num_rows
     totals = manifest["totals"]
-    assert totals["objects"] == 4
+    assert totals["objects"] == 3
     assert totals["rows"] == 50 + BIG_ROWS + 7 + 11
     assert totals["bytes"] == sum(p.stat().st_size for p in expected.values())
     assert totals["marts"]["device_features_daily"] == {
-        "objects": 2,
+        "objects": 1,  # one Parquet file per mart, whatever the table's partitions
         "rows": 18,
         "bytes": sum(p.stat().st_size for r, p in expected.items() if r.startswith("device_features_daily/")),
     }
@@ -217,13 +220,13 @@ def test_rerun_replaces_objects_and_deletes_stale(
     first_latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
     first_keys = {o["key"] for o in first_latest["objects"]}
 
-    # The mart shrinks to one file and another file changes.
-    dropped = layout.gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
-    stale = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
-    dropped.unlink()
-    fct_path = layout.gold / "fct_device_daily" / "fct_device_daily.parquet"
-    old_fct_key = f"{prefix}/{key_of('fct_device_daily/fct_device_daily.parquet', fct_path)}"
-    _write(fct_path, pa.table({"device_id": ["x"], "n": [1]}))
+    # A mart loses a date and another mart changes.
+    before = gold_files(layout.gold)
+    stale = f"{prefix}/{next(k for k in before if k.startswith('device_features_daily/'))}"
+    old_fct_key = f"{prefix}/{next(k for k in before if k.startswith('fct_device_daily/'))}"
+    kept_key = f"{prefix}/{next(k for k in before if k.startswith('dim_devices/'))}"
+    _commit(layout.gold, "device_features_daily", features(("2026-11-01", 11)))
+    _commit(layout.gold, "fct_device_daily", pa.table({"device_id": ["x"], "n": [1]}))
     s3_calls.clear()
 
     result = publish_gold(DAY, marts=MARTS, run_id="run-2")
@@ -231,16 +234,16 @@ def test_rerun_replaces_objects_and_deletes_stale(
     keys = [o["Key"] for o in list_objects(s3, prefix)]
     assert len(keys) == len(set(keys))
     assert stale not in keys and old_fct_key not in keys
-    kept = layout.gold / "device_features_daily" / "feature_date=2026-11-01" / "part-0.parquet"
-    kept_key = f"{prefix}/{key_of('device_features_daily/feature_date=2026-11-01/part-0.parquet', kept)}"
-    assert [k for k in keys if k.startswith(f"{prefix}/device_features_daily/")] == [kept_key]
-    fct_key = f"{prefix}/{key_of('fct_device_daily/fct_device_daily.parquet', fct_path)}"
+    after = gold_files(layout.gold)
+    fct_key = f"{prefix}/{next(k for k in after if k.startswith('fct_device_daily/'))}"
+    features_key = f"{prefix}/{next(k for k in after if k.startswith('device_features_daily/'))}"
+    assert [k for k in keys if k.startswith(f"{prefix}/device_features_daily/")] == [features_key]
     assert fct_key != old_fct_key, "changed bytes get a new key"
-    assert get_bytes(s3, fct_key) == fct_path.read_bytes()
-    # Only the changed file went up again; the unchanged ones were found in place and kept.
+    assert get_bytes(s3, fct_key) == export_of(layout.gold, "fct_device_daily").read_bytes()
+    # Only the changed marts went up again; the unchanged one was found in place and kept.
     uploaded = {key for op, key in s3_calls if op in {"PutObject", "CreateMultipartUpload"} and "_manifests" not in key}
-    assert uploaded == {fct_key}
-    assert kept_key in first_keys
+    assert uploaded == {fct_key, features_key}
+    assert kept_key in first_keys and kept_key in keys
 
     manifest = json.loads(get_bytes(s3, manifest_key(prefix)))
     assert manifest["run_id"] == "run-2"
@@ -267,11 +270,10 @@ def test_failed_verification_raises_and_writes_no_manifest(
 ) -> None:
     prefix = env["prefix"]
     publish_gold(DAY, marts=MARTS, run_id="good")  # a previous good run of the same date
-    dropped = env["layout"].gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet"
-    stale_candidate = f"{prefix}/{key_of('device_features_daily/feature_date=2026-10-31/part-0.parquet', dropped)}"
-    dropped.unlink()
-
-    big = env["layout"].gold / "dim_devices" / "dim_devices.parquet"
+    gold = env["layout"].gold
+    stale_candidate = f"{prefix}/{next(k for k in gold_files(gold) if k.startswith('device_features_daily/'))}"
+    _commit(gold, "device_features_daily", features(("2026-11-01", 11)))  # a date less: a new object
+    big = export_of(gold, "dim_devices")
     bad_key = f"{prefix}/{key_of('dim_devices/dim_devices.parquet', big)}"
     original = publish._head_object
 
@@ -353,9 +355,9 @@ def test_a_reader_of_latest_json_never_sees_a_half_published_date(
     prefix, layout = env["prefix"], env["layout"]
     publish_gold(DAY, marts=MARTS, run_id="old")
     old_objects = etags(s3, prefix)
-    for path in gold_files(layout.gold).values():  # every gold file changes
-        table = pq.read_table(path)
-        _write(path, table.slice(0, table.num_rows - 1))
+    for mart in MARTS:  # every mart changes: its last row goes
+        table = pq.read_table(export_of(layout.gold, mart))
+        _commit(layout.gold, mart, table.slice(0, table.num_rows - 1))
 
     reached: list[str] = []
 
@@ -414,7 +416,7 @@ def test_rerun_of_identical_gold_uploads_nothing_and_keeps_keys(
 def test_only_the_listed_marts_are_published_and_other_marts_objects_stay(env: dict[str, Any], s3: Any) -> None:
     """A declared source's mart in gold/ is not published with the AppMetrica marts; its objects are kept."""
     prefix, layout = env["prefix"], env["layout"]
-    _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", pa.table({"skill": ["sql"]}))
+    _commit(layout.gold, "vacancy_skills_daily", pa.table({"device_id": ["x"], "skill": ["sql"]}))
     other = f"{prefix}/vacancy_skills_daily/vacancy_skills_daily-0123456789abcdef.parquet"
     s3.put_object(Bucket=BUCKET, Key=other, Body=b"published by the source's own run")
 
@@ -426,7 +428,7 @@ def test_only_the_listed_marts_are_published_and_other_marts_objects_stay(env: d
     assert {k for k in keys if "/vacancy_skills_daily/" in k} == {other}
     assert get_bytes(s3, other) == b"published by the source's own run"
 
-    with pytest.raises(PublishError, match=r"gold mart\(s\) no_such_mart listed for publishing are missing"):
+    with pytest.raises(PublishError, match=r"gold mart\(s\) no_such_mart listed for publishing have no Delta table"):
         publish_gold(DAY, marts=[*MARTS, "no_such_mart"], run_id="refused")
     latest = json.loads(get_bytes(s3, f"{prefix}/_manifests/latest.json"))
     assert latest["run_id"] == "listed"

@@ -34,10 +34,12 @@ def test_dbt_writes_nothing_into_the_repository(tmp_path: Path) -> None:
     assert gold._dbt_env(Layout(tmp_path))["LAKEHOUSE_DATA_DIR"] == str(tmp_path)
 
 
-def test_gold_path_follows_the_contract(tmp_path: Path) -> None:
-    assert gold.gold_path(Layout(tmp_path), "dim_devices") == tmp_path / "gold" / "dim_devices" / "dim_devices.parquet"
+def test_gold_table_follows_the_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKEHOUSE_STORAGE_URL", raising=False)
+    loc = gold.gold_table("dim_devices", Layout(tmp_path))
+    assert (loc.rel, loc.uri) == ("gold/dim_devices", str(tmp_path / "gold" / "dim_devices"))
     with pytest.raises(ValueError):
-        gold.gold_path(Layout(tmp_path), "../etc")
+        gold.gold_table("../etc", Layout(tmp_path))
 
 
 def _run_results(*results: tuple[str, str]) -> dict:
@@ -81,7 +83,10 @@ def _manifest(**models: dict | None) -> dict:
 
 def test_marts_are_the_successful_models_with_gold_meta() -> None:
     manifest = _manifest(
-        fct_a={"order_by": ["k"]}, dim_b={"order_by": ["k", "d"]}, int_c=None, fct_skipped={"order_by": ["k"]}
+        fct_a={"order_by": ["k"], "date_partition": "feature_date"},
+        dim_b={"order_by": ["k", "d"]},
+        int_c=None,
+        fct_skipped={"order_by": ["k"]},
     )
     results = _run_results(
         ("model.p.fct_a", "success"),
@@ -90,9 +95,16 @@ def test_marts_are_the_successful_models_with_gold_meta() -> None:
         ("model.p.fct_skipped", "skipped"),
     )
     marts = gold._marts(manifest, results)
-    assert [(m.name, m.order_by) for m in marts] == [("dim_b", ("k", "d")), ("fct_a", ("k",))]
+    assert [(m.name, m.order_by, m.date_partition) for m in marts] == [
+        ("dim_b", ("k", "d"), None),
+        ("fct_a", ("k",), "feature_date"),
+    ]
     with pytest.raises(gold.GoldBuildError, match="order_by"):
         gold._marts(_manifest(fct_a={}), _run_results(("model.p.fct_a", "success")))
+    # an incremental build recomputes feature dates: no other column can say which rows it replaced
+    with pytest.raises(gold.GoldBuildError, match="date_partition must be feature_date, got 'event_date'"):
+        bad = _manifest(fct_a={"order_by": ["k"], "date_partition": "event_date"})
+        gold._marts(bad, _run_results(("model.p.fct_a", "success")))
 
 
 def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +182,7 @@ def test_a_declared_sources_build_uses_its_selector_database_and_target(
         return 0, ["Done."]
 
     monkeypatch.setattr(gold, "_run_dbt", fake_dbt)
-    monkeypatch.setattr(gold, "_publish", lambda layout, marts, database=None: {})
+    monkeypatch.setattr(gold, "_publish", lambda layout, marts, database=None, **kw: {})
     gold.build_gold(layout, selector="source_vacancies", workspace="vacancies")
     assert seen == {
         "args": ["build", "--selector", "source_vacancies"],

@@ -17,6 +17,7 @@ import pytest
 from airflow.sdk import BaseHook
 
 from lakehouse import publish
+from lakehouse.delta import DeltaLocation, replace_table
 from lakehouse.failpoints import failpoint
 from lakehouse.publish import PublishError, find_connection, publish_gold, validate_bucket, validate_prefix
 from lakehouse.settings import ConfigError, Layout
@@ -35,10 +36,18 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     return Layout.from_env()
 
 
-def _write(path: Path, n: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"device_id": [f"d{i}" for i in range(n)], "v": list(range(n))}), path)
-    return path
+def _write(mart_dir: Path, n: int, *, dates: tuple[dt.date, ...] = ()) -> Path:
+    """Commit ``n`` rows (spread over ``dates``, if any) as the Delta table at ``mart_dir`` (``gold/<mart>``).
+
+    Returns the Parquet file a publish writes from it (``warehouse/publish/<mart>/<mart>.parquet``).
+    """
+    rows = {"device_id": [f"d{i}" for i in range(n)], "v": list(range(n))}
+    if dates:
+        rows["feature_date"] = [dates[i * len(dates) // n] for i in range(n)]
+    loc = DeltaLocation(f"gold/{mart_dir.name}", str(mart_dir))
+    partition_by = ["feature_date"] if dates else None
+    replace_table(loc, pa.table(rows), partition_by=partition_by, metadata={"lakehouse.order_by": "device_id"})
+    return mart_dir.parent.parent / "warehouse" / "publish" / mart_dir.name / f"{mart_dir.name}.parquet"
 
 
 def published_rel(rel: str, src: Path) -> str:
@@ -52,18 +61,13 @@ def published_files(root: Path) -> dict[str, bytes]:
 
 
 def make_gold(gold: Path) -> dict[str, Path]:
-    files = {
-        "fct_device_daily/fct_device_daily.parquet": _write(gold / "fct_device_daily" / "fct_device_daily.parquet", 5),
-        "device_features_daily/feature_date=2026-10-31/part-0.parquet": _write(
-            gold / "device_features_daily" / "feature_date=2026-10-31" / "part-0.parquet", 3
-        ),
-        "device_features_daily/feature_date=2026-11-01/part-0.parquet": _write(
-            gold / "device_features_daily" / "feature_date=2026-11-01" / "part-0.parquet", 4
+    """Two marts' Delta tables (one partitioned by date); by the published file name, the file a publish writes."""
+    return {
+        "fct_device_daily/fct_device_daily.parquet": _write(gold / "fct_device_daily", 5),
+        "device_features_daily/device_features_daily.parquet": _write(
+            gold / "device_features_daily", 7, dates=(dt.date(2026, 10, 31), DAY)
         ),
     }
-    _write(gold / "fct_device_daily" / ".tmp-x.parquet", 1)  # temp names are never published
-    _write(gold / "_scratch" / "y.parquet", 1)
-    return files
 
 
 def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytest.LogCaptureFixture) -> None:
@@ -95,7 +99,7 @@ def test_local_fallback_writes_layout_and_manifest(layout: Layout, caplog: pytes
         assert obj["bytes"] == src.stat().st_size
         assert obj["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
         assert obj["rows"] == pq.read_metadata(src).num_rows
-    assert manifest["totals"]["objects"] == 3 and manifest["totals"]["rows"] == 12
+    assert manifest["totals"]["objects"] == 2 and manifest["totals"]["rows"] == 12
     assert manifest["totals"]["marts"]["device_features_daily"]["rows"] == 7
 
     lines = [r.getMessage() for r in caplog.records if r.name == "lakehouse.publish"]
@@ -108,15 +112,17 @@ def test_local_rerun_removes_stale_files(layout: Layout) -> None:
     root = layout.published / "exports" / "gold"
     fct_rel = "fct_device_daily/fct_device_daily.parquet"
     old_fct = root / published_rel(fct_rel, files[fct_rel])
-    files.pop("device_features_daily/feature_date=2026-10-31/part-0.parquet").unlink()
-    _write(files[fct_rel], 2)  # new content: a new name
+    old_features = root / published_rel("device_features_daily/device_features_daily.parquet",
+                                        files["device_features_daily/device_features_daily.parquet"])  # fmt: skip
+    _write(layout.gold / "device_features_daily", 3, dates=(DAY,))  # a date less
+    _write(layout.gold / "fct_device_daily", 2)  # new content: a new name
 
     result = publish_gold(DAY, marts=MARTS, run_id="b", prefix="exports/gold")
 
     expected = {published_rel(rel, src) for rel, src in files.items()}
     assert {p.relative_to(root).as_posix() for p in root.glob("[!_]*/**/*") if p.is_file()} == expected
-    assert not old_fct.exists() and not (root / "device_features_daily" / "feature_date=2026-10-31").exists()
-    assert result["totals"]["objects"] == 2
+    assert not old_fct.exists() and not old_features.exists()
+    assert result["totals"]["objects"] == 2 and result["totals"]["rows"] == 5
     assert json.loads((root / "_manifests" / "latest.json").read_text())["run_id"] == "b"
 
 
@@ -149,8 +155,8 @@ def test_interrupted_local_publish_keeps_the_previous_manifest_whole(
     files = make_gold(layout.gold)
     publish_gold(DAY, marts=MARTS, run_id="old")
     root = layout.published / "gold"
-    for rel, src in files.items():
-        _write(src, 6 if "fct" in rel else 2)  # every file changes
+    for rel in files:
+        _write(layout.gold / rel.split("/")[0], 6 if "fct" in rel else 2, dates=() if "fct" in rel else (DAY,))
 
     copied: list[str] = []
 
@@ -218,24 +224,12 @@ def test_missing_bucket_with_connection_names_the_env_var(layout: Layout, monkey
 
 
 def test_empty_gold_is_a_clear_error(layout: Layout) -> None:
-    with pytest.raises(PublishError, match="does not exist"):
+    with pytest.raises(PublishError, match=r"nothing to publish: gold mart\(s\) dim_devices .*no Delta table"):
         publish_gold(DAY, marts=["dim_devices"])
-    (layout.gold / "_scratch").mkdir(parents=True)
-    (layout.gold / ".hidden").mkdir()
-    with pytest.raises(PublishError, match=r"dim_devices listed for publishing are missing .*holds: nothing"):
-        publish_gold(DAY, marts=["dim_devices"])
-    (layout.gold / "dim_devices").mkdir()
-    with pytest.raises(PublishError, match=r"dim_devices.*no Parquet"):
+    (layout.gold / "dim_devices").mkdir(parents=True)  # a folder is not a table
+    with pytest.raises(PublishError, match=r"dim_devices listed for publishing have no Delta table"):
         publish_gold(DAY, marts=["dim_devices"])
     assert not layout.published.exists()
-
-
-def test_unreadable_parquet_is_named(layout: Layout) -> None:
-    bad = layout.gold / "dim_devices" / "dim_devices.parquet"
-    bad.parent.mkdir(parents=True)
-    bad.write_bytes(b"not parquet")
-    with pytest.raises(PublishError, match=r"dim_devices\.parquet"):
-        publish_gold(DAY, marts=["dim_devices"])
 
 
 def test_the_default_list_is_the_appmetrica_marts_and_other_marts_stay(layout: Layout) -> None:
@@ -244,8 +238,8 @@ def test_the_default_list_is_the_appmetrica_marts_and_other_marts_stay(layout: L
 
     assert publish.appmetrica_marts() == GOLD_MART_NAMES
     for mart in GOLD_MART_NAMES:
-        _write(layout.gold / mart / f"{mart}.parquet", 2)
-    vacancies = _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
+        _write(layout.gold / mart, 2)
+    vacancies = _write(layout.gold / "vacancy_skills_daily", 3)
     root = layout.published / "gold"
     other = root / "vacancy_skills_daily" / "published-by-its-own-dag.parquet"  # another mart's object
     other.parent.mkdir(parents=True)
@@ -256,16 +250,16 @@ def test_the_default_list_is_the_appmetrica_marts_and_other_marts_stay(layout: L
     assert sorted(manifest["totals"]["marts"]) == sorted(GOLD_MART_NAMES)
     assert {o["mart"] for o in manifest["objects"]} == set(GOLD_MART_NAMES)
     assert other.read_bytes() == b"keep me" and sorted(p.name for p in other.parent.iterdir()) == [other.name]
-    assert vacancies.exists()
+    assert not vacancies.exists() and (layout.gold / "vacancy_skills_daily" / "_delta_log").is_dir()
 
 
 def test_a_missing_listed_mart_is_refused_before_anything_is_written(layout: Layout) -> None:
     from lakehouse.assets import GOLD_MART_NAMES
 
     for mart in GOLD_MART_NAMES[1:]:
-        _write(layout.gold / mart / f"{mart}.parquet", 2)
-    _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
-    with pytest.raises(PublishError, match=rf"gold mart\(s\) {GOLD_MART_NAMES[0]} listed for publishing are missing"):
+        _write(layout.gold / mart, 2)
+    _write(layout.gold / "vacancy_skills_daily", 3)
+    with pytest.raises(PublishError, match=rf"gold mart\(s\) {GOLD_MART_NAMES[0]} listed for publishing have no"):
         publish_gold(DAY)
     assert not layout.published.exists()
 
@@ -275,7 +269,7 @@ def test_another_list_publishes_only_its_marts_without_the_registry(layout: Layo
     make_gold(layout.gold)
     (layout.gold / "_registry").mkdir()
     (layout.gold / "_registry" / "feature_registry.json").write_text('{"features": []}')
-    src = _write(layout.gold / "vacancy_skills_daily" / "vacancy_skills_daily.parquet", 3)
+    src = _write(layout.gold / "vacancy_skills_daily", 3)
     appmetrica = publish_gold(DAY, marts=MARTS, run_id="app")
     before = published_files(layout.published / "gold")
 

@@ -14,6 +14,7 @@ import pytest
 # Imported at collection: importing Airflow reconfigures logging.
 from airflow.sdk import BaseHook  # noqa: F401
 
+from lakehouse.delta import locate, replace_table
 from lakehouse.publish import PublishError, appmetrica_marts, publish_gold
 from lakehouse.settings import Layout
 
@@ -24,11 +25,10 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LAKEHOUSE_STORAGE_URL", raising=False)
     layout = Layout.from_env()
     for name in appmetrica_marts():  # what publish_gold publishes by default, with the registry
-        mart = layout.gold / name / f"{name}.parquet"
-        mart.parent.mkdir(parents=True)
-        pq.write_table(pa.table({"n": [1, 2]}), mart)
+        replace_table(locate(f"gold/{name}", layout), pa.table({"n": [1, 2]}))
     return layout
 
 

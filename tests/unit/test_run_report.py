@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.delta import locate, replace_table
 from lakehouse.features.drift import STATS_COLUMNS
 from lakehouse.run_report import (
     HISTORY_DAYS,
@@ -133,9 +133,9 @@ def test_write_pages_reads_earlier_runs_and_the_gold_stats(tmp_path: Path, monke
         (runs / f"date={day}" / "summary.json").write_text(json.dumps(_summary(day, bronze=bronze)))
     (runs / f"date={earlier}" / "index.html").write_text("<html>earlier</html>")
     rows = [_stat("events_1d", earlier, 0.01), _stat("events_1d", DAY, 0.7)]
-    (layout.gold / "feature_stats_daily").mkdir(parents=True)
+    monkeypatch.delenv("LAKEHOUSE_STORAGE_URL", raising=False)
     table = pa.Table.from_pylist([{c: r[c] for c in STATS_COLUMNS} for r in rows])
-    pq.write_table(table, layout.gold / "feature_stats_daily" / "feature_stats_daily.parquet")
+    replace_table(locate("gold/feature_stats_daily", layout), table)  # the gold Delta table
 
     page, index = write_pages(_summary(DAY, bronze=110), runs / f"date={DAY}", layout, LocalLake(layout))
     assert page == runs / f"date={DAY}" / "index.html" and index == runs / "index.html"
