@@ -37,9 +37,10 @@ from feature_lake import (
     FeatureLake,
 )
 from gold_tables import gold_location, read_gold
+from lake_tables import silver_table
 
 from lakehouse import cli
-from lakehouse.delta import commit_metadata, open_table, replace_table
+from lakehouse.delta import commit_metadata, locate, open_table, replace_partition, replace_table
 from lakehouse.features import FeatureError, LatestFeatureStore, get_historical_features, list_features
 from lakehouse.features.api import create_app
 from lakehouse.features.online import json_value
@@ -598,11 +599,13 @@ def test_as_of_an_old_version_reproduces_a_training_set(
     assert before.attrs["gold_versions"] == {"device_features_daily": version}
 
     # silver changes: the late device's events are gone; the full rebuild commits a new version
-    for path in sorted(Layout(root).silver_table("events_part").rglob("*.parquet")):
-        table = pq.read_table(path)
-        kept = table.filter(pc.not_equal(table["appmetrica_device_id"], pa.scalar(LATE_DEVICE, pa.uint64())))
-        if kept.num_rows != table.num_rows:
-            pq.write_table(kept, path)
+    events = silver_table(Layout(root), "events_part")
+    late = events.filter(pc.equal(events["appmetrica_device_id"], pa.scalar(LATE_DEVICE, pa.uint64())))
+    assert late.num_rows
+    for day in sorted(set(late.column("export_date").to_pylist())):
+        rows = silver_table(Layout(root), "events_part", day)
+        kept = rows.filter(pc.not_equal(rows["appmetrica_device_id"], pa.scalar(LATE_DEVICE, pa.uint64())))
+        replace_partition(locate("silver/events_part", Layout(root)), kept, column="export_date", value=day)
     summary = build_gold(Layout(root))
     assert open_table(loc).version() == version + 1
     now = get_historical_features(entities, features, source=gold)
