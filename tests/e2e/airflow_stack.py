@@ -90,15 +90,19 @@ class AirflowStack:
                                                     stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     def stop(self) -> None:
+        """SIGTERM each component; one still up after 5 s gets a second SIGTERM (the scheduler's LocalExecutor
+        waits for its workers until signalled again), then SIGKILL after 30 s."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+            for grace, sig in ((5, signal.SIGTERM), (30, signal.SIGKILL)):
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, sig)
+            proc.wait(timeout=30)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         text = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
