@@ -130,3 +130,23 @@ def log_summary(summary: dict[str, Any]) -> None:
     from lakehouse.local_airflow import summary_lines
 
     logging.getLogger(__name__).info("run summary:\n%s", "\n".join(summary_lines(summary)))
+
+
+# --- lakehouse_maintenance: the lake's Delta tables, one mapped task per table ---
+
+
+@fail_fast
+def maintenance_tables() -> list[str]:
+    """Every Delta table of the lake; a bad retention setting fails the run here, before any table is touched."""
+    from lakehouse import maintenance
+
+    maintenance.retention_hours()
+    return maintenance.lake_tables()
+
+
+@fail_fast
+def maintain_table(table: str) -> dict[str, Any]:
+    """Compact, vacuum, checkpoint and clean up the log of one table (``<layer>/<name>``)."""
+    from lakehouse import maintenance
+
+    return maintenance.maintain([table])[0]

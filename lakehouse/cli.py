@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dated("publish-bi", "write gold's changed dates into PostgreSQL through lakehouse_bi (skipped without it)")
     dated("dags-test", "one `airflow dags test appmetrica_lakehouse` run for a day")
     dated("demo", "one full daily run through Airflow on the demo Logs API, then a summary")
+    maintain = sub.add_parser("maintain", help="compact, vacuum and checkpoint the lake's Delta tables")
+    maintain.add_argument("--dry-run", action="store_true", help="change nothing: list what would be compacted "
+                          "and removed")  # fmt: skip
+    maintain.add_argument("--retention-hours", help="keep removed and orphan files this long (default "
+                          "$LAKEHOUSE_DELTA_RETENTION_HOURS, else 168; at least 24)")  # fmt: skip
+    maintain.add_argument("--table", action="extend", nargs="+", metavar="LAYER/NAME",
+                          help="only these tables, e.g. silver/events_part (default: every Delta table)")  # fmt: skip
     standalone = sub.add_parser("airflow", help="Airflow standalone on http://localhost:8080 with this repo's DAGs")
     standalone.add_argument("--port", type=int, default=8080, help="the UI's port (default 8080)")
     docs = sub.add_parser("docs", help="generate dbt docs (and serve them with --serve)")
@@ -120,6 +127,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         result_json(pipeline.publish(args.date, run_id="cli"))
     elif args.command == "publish-bi":
         result_json(pipeline.publish_bi(args.date, run_id="cli"))
+    elif args.command == "maintain":
+        from lakehouse.maintenance import maintain
+
+        result_json(maintain(args.table, retention=args.retention_hours, dry_run=args.dry_run))
     elif args.command == "dags-test":
         return local_airflow.dags_test(args.date)
     elif args.command == "demo":
