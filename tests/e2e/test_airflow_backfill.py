@@ -55,11 +55,18 @@ def test_airflow_backfill_runs_four_days_at_once(tmp_path: Path) -> None:
             # Logical dates are the data-interval starts: local midnight of each day.
             first = dt.datetime.fromisoformat(DAYS[0]).replace(tzinfo=MOSCOW)
             last = dt.datetime.fromisoformat(DAYS[-1]).replace(tzinfo=MOSCOW)
-            response = stack.api("POST", "/backfills", json={
+            backfill = {
                 "dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
                 "max_active_runs": 4, "reprocess_behavior": "none", "run_backwards": False, "dag_run_conf": {},
-            })  # fmt: skip
-            assert response.status_code == 200, response.text
+            }  # fmt: skip
+
+            def create_backfill() -> tuple[int, str] | None:
+                # On SQLite the API answers 503 while the scheduler holds the database lock; a client retries
+                response = stack.api("POST", "/backfills", json=backfill)
+                return None if response.status_code == 503 else (response.status_code, response.text)
+
+            status, text = stack.wait_for("the backfill to be accepted (not 503)", create_backfill, 120, interval=2)
+            assert status == 200, text
 
             def runs() -> list[dict]:
                 return stack.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 50}).json()["dag_runs"]

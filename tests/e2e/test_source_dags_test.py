@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from deltalake import DeltaTable
 
 from ingest.sources.demo.vacancies import VacanciesApiServer
 
@@ -63,7 +64,9 @@ def test_source_vacancies_runs_under_airflow_dags_test(airflow_home, tmp_path):
     )
     assert silver_rows == report["silver"]["tables"]["vacancies__vacancies"] > 0
     mart = report["gold"]["marts"]["vacancy_skills_daily"]
-    assert mart["rows"] > 0 and Path(mart["path"]).exists()
+    assert mart["table"] == str(data / "gold/vacancy_skills_daily")
+    gold = DeltaTable(mart["table"])
+    assert gold.version() == mart["version"] and gold.to_pyarrow_table().num_rows == mart["rows"] > 0
 
     assert token not in output, "the API token appeared in the run's output"
     assert _files_containing(tmp_path, token.encode()) == []
