@@ -121,3 +121,57 @@ def test_latest_commit_finds_the_newest_commit_with_the_given_metadata(loc) -> N
     assert found["lakehouse.run"] == "b" and found["version"] == 2
     assert latest_commit(loc, {"lakehouse.export_date": "2026-11-01", "lakehouse.run": "a"})["version"] == 0
     assert latest_commit(loc, {"lakehouse.export_date": "2026-11-01", "lakehouse.run": "a"}, limit=1) is None
+
+
+WIDE = pa.schema([("appmetrica_device_id", pa.uint64()), ("name", pa.string()), ("at", pa.timestamp("s")),
+                  ("price", pa.decimal128(38, 9)), ("ok", pa.bool_()), ("empty", pa.int64()),
+                  ("date", pa.date32())])  # fmt: skip
+
+
+def _wide(day: dt.date, n: int, offset: int = 0) -> pa.Table:
+    import decimal
+
+    nano = decimal.Decimal("1e-9")
+    return pa.table({
+        "appmetrica_device_id": [2**64 - 1 - 3 * (i + offset) if i % 5 else None for i in range(n)],
+        "name": [f"имя {i + offset:04d}" if i % 7 else None for i in range(n)],
+        "at": [dt.datetime(2026, 11, 1, 0, 0, 0) + dt.timedelta(seconds=37 * (i + offset)) for i in range(n)],
+        "price": [(decimal.Decimal(i + offset) / 7).quantize(nano) for i in range(n)],  # no exact binary float
+        "ok": [i % 2 == 0 for i in range(n)],
+        "empty": pa.nulls(n, pa.int64()),
+        "date": [day] * n,
+    }, WIDE)  # fmt: skip
+
+
+def test_a_day_is_streamed_into_row_groups_and_files_whose_add_actions_carry_exact_statistics(loc, monkeypatch) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    import lakehouse.delta as delta
+
+    monkeypatch.setattr(delta, "ROW_GROUP_ROWS", 40)
+    monkeypatch.setattr(delta, "TARGET_FILE_BYTES", 1)  # every row group rolls over to a new file
+    rows = _wide(D1, 100)
+    stream = pa.RecordBatchReader.from_batches(WIDE, rows.to_batches(max_chunksize=33))
+    replace_partition(loc, stream, column="date", value=D1)
+    # the statistics as deltalake reads them back from the add actions' stats JSON
+    actions = sorted(pa.table(open_table(loc).get_add_actions(flatten=True)).to_pylist(), key=lambda a: a["path"])
+    assert [a["num_records"] for a in actions] == [40, 40, 20]
+    stored = pa.schema(open_table(loc).schema().to_arrow())
+    for a in actions:
+        path = Path(loc.uri) / a["path"]
+        assert a["path"].startswith("date=2026-11-01/part-") and a["path"].endswith("-c000.zstd.parquet")
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_row_groups == 1 and meta.row_group(0).column(0).compression == "ZSTD"
+        assert a["size_bytes"] == path.stat().st_size and a["partition.date"] == D1
+        part = pq.read_table(path)
+        assert part.schema.names == [n for n in stored.names if n != "date"]
+        for name in ("appmetrica_device_id", "name", "at", "price", "ok", "empty"):
+            assert a[f"null_count.{name}"] == part[name].null_count, name
+        for name in ("appmetrica_device_id", "name", "at", "ok"):  # exact, uint64 ids above 2^63 too
+            assert (a[f"min.{name}"], a[f"max.{name}"]) == (pc.min(part[name]).as_py(), pc.max(part[name]).as_py())
+        # a bound that a float cannot hold exactly is widened, never narrowed
+        assert a["min.price"] <= pc.min(part["price"]).as_py() and a["max.price"] >= pc.max(part["price"]).as_py()
+        assert a["min.empty"] is None and a["max.empty"] is None  # only nulls: no bounds
+    back = read_table(loc, schema=WIDE).sort_by("at")
+    assert back.equals(rows.select(back.schema.names))
