@@ -48,7 +48,6 @@ def gold(data_dir: str, day: str) -> dict:
     files = partition_files(locate("silver/events_part", layout), "export_date")
     return {
         "mode": summary["mode"],
-        "warehouse": summary["warehouse"],
         "events": sum(f["num_records"] for found in files.values() for f in found),
         "marts": {m: info["rows"] for m, info in summary["marts"].items()},
         "data_tests": summary["data_tests"],

@@ -241,16 +241,6 @@ def gold_section(runs: int) -> dict[str, Any]:
             _say(f"gold, day 30 of history: run {i}: {m.seconds:.1f} s ({m.result['mode']})")
             if i:
                 thirtieth.append(m)
-        fresh: list[Measured] = []
-        for i in range(runs + 1):  # day 30 on a worker whose scratch is empty: the warehouse comes from gold
-            for folder in ("warehouse", "gold"):
-                shutil.rmtree(month / folder, ignore_errors=True)
-            shutil.copytree(snapshot / "gold", month / "gold")
-            m = run(python_cmd("bench.paths", "gold", str(month), days[-1].isoformat()), cwd=str(REPO_ROOT))
-            _say(f"gold, day 30 of history, empty scratch: run {i}: {m.seconds:.1f} s ({m.result['mode']}, "
-                 f"warehouse {m.result.get('warehouse')})")  # fmt: skip
-            if i:
-                fresh.append(m)
         full = run(python_cmd("bench.paths", "gold", str(month), "full"), cwd=str(REPO_ROOT))
         _say(f"gold, full rebuild of 30 days: {full.seconds:.1f} s")
         lookup = feature_lookup_latency(month / "gold")
@@ -260,7 +250,6 @@ def gold_section(runs: int) -> dict[str, Any]:
         "events_per_day": round(thirtieth[-1].result["events"] / GOLD_DAYS),
         "day_1": _summary("gold day 1", first, 1) | {"mode": first[-1].result["mode"]},
         "day_30": _summary("gold day 30", thirtieth, 1) | {"mode": thirtieth[-1].result["mode"]},
-        "day_30_empty_scratch": _summary("gold day 30, empty scratch", fresh, 1) | {"mode": fresh[-1].result["mode"]},
         "full_rebuild_30_days_seconds": round(full.seconds, 2),
         "feature_lookup": lookup,
     }
@@ -348,10 +337,6 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = g["day_30"]["seconds"] / g["day_1"]["seconds"]
         out.append({"target": "gold day-30 build <= 1.2x day-1 build", "measured": f"{ratio:.2f}x",
                     "met": ratio <= 1.2})  # fmt: skip
-        if g.get("day_30_empty_scratch"):
-            ratio = g["day_30_empty_scratch"]["seconds"] / g["day_1"]["seconds"]
-            out.append({"target": "gold day-30 build on an empty scratch <= 1.2x day-1 build",
-                        "measured": f"{ratio:.2f}x", "met": ratio <= 1.2})  # fmt: skip
     if results.get("dag_parse"):
         s = results["dag_parse"]["seconds"]
         out.append({"target": "DAG parse < 0.5 s", "measured": f"{s:.3f} s", "met": s < 0.5})
@@ -392,10 +377,6 @@ def markdown(results: dict[str, Any]) -> str:
             f"{g['day_30']['peak_rss_mib']:,} MiB |",
             f"| full rebuild of 30 days | {g['full_rebuild_30_days_seconds']:.1f} s | |",
         ]
-        if g.get("day_30_empty_scratch"):
-            e = g["day_30_empty_scratch"]
-            lines.insert(-1, f"| day 30 of history, empty scratch ({e['mode']}) | {e['seconds']:.1f} s | "
-                             f"{e['peak_rss_mib']:,} MiB |")  # fmt: skip
     lines += ["", "| other | figure |", "|---|---:|"]
     if results.get("dag_parse"):
         lines.append(f"| DAG parse (`airflow dags report`) | {results['dag_parse']['seconds']:.3f} s |")

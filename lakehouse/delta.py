@@ -44,7 +44,7 @@ ROW_GROUP_ROWS = 128 * 1024
 TARGET_FILE_BYTES = 100 * 1024 * 1024  # a partition's data files roll over past this (delta-rs's default too)
 STATS_COLUMNS = 32  # Delta's default delta.dataSkippingNumIndexedCols
 PARTITION_TXN_PREFIX = "lakehouse.partition:"  # app id of the txn action of a partition replace
-_NAME_RE = re.compile(r"^_?[a-z][a-z0-9_]*$")  # a leading "_": a table of the layer's own machinery, not data
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Unsigned Arrow types and the signed type Delta stores them as (every value fits).
 _DELTA_TYPE = {
     pa.uint8(): pa.int16(),
@@ -78,7 +78,7 @@ class DeltaLocation:
 def _check_rel(rel: str) -> str:
     layer, _, name = rel.partition("/")
     if layer not in DELTA_LAYERS or not _NAME_RE.match(name):
-        raise ConfigError(f"{rel!r} is not a lake table: expected <{'|'.join(DELTA_LAYERS)}>/[_]<lower_snake_name>")
+        raise ConfigError(f"{rel!r} is not a lake table: expected <{'|'.join(DELTA_LAYERS)}>/<lower_snake_name>")
     return rel
 
 

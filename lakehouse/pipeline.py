@@ -285,9 +285,9 @@ def gold(
         thresholds = DriftThresholds.from_env()  # a bad setting fails before the build, not after it
     layout = Layout.from_env()
     lake = _lake(layout)
-    # Incremental on local disk and on S3 alike: the build's state is in the lake, and a worker whose
-    # warehouse (a scratch file) is missing or stale rebuilds it from the gold tables first.
-    changed = None if full_refresh else [parse_day(d, what="changed silver date") for d in days or []]
+    # On S3 every build is a full one: the incremental state (the DuckDB warehouse and gold_state.json)
+    # lives on one worker, while silver lives in the lake and the next build may run on any worker.
+    changed = None if full_refresh or lake.is_s3 else [parse_day(d, what="changed silver date") for d in days or []]
     with exclusive("gold"):  # one warehouse and one dbt target for every date
         summary = build_gold(layout, changed_dates=changed)  # the marts are committed to the lake's Delta tables
         if lake.is_s3 and summary.get("feature_set_version"):  # the feature registry is a folder of files

@@ -3,7 +3,7 @@
 ``build_gold`` runs ``dbt build`` (models, data tests and unit tests in one DAG, so a failing
 test stops the step) in a subprocess, with ``target/`` and ``logs/`` under
 ``$LAKEHOUSE_DATA_DIR/warehouse/dbt/`` so nothing is written into the repository. The DuckDB file
-dbt builds into is scratch (see :func:`_hydrate`). Only when every node of the invocation succeeded are the marts
+dbt builds into is only a cache. Only when every node of the invocation succeeded are the marts
 (models whose config has ``meta.gold``) committed, each to its Delta Lake table ``gold/<mart>``
 (:mod:`lakehouse.delta`: local disk or the lake on S3), rows ordered by its ``meta.gold.order_by``
 key, one commit per mart. A mart with ``meta.gold.date_partition`` (``feature_date``) is partitioned
@@ -41,10 +41,8 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_SELECTOR = "gold"
 WAREHOUSE_FILE = "lakehouse.duckdb"  # must match dbt_project/profiles.yml
-STATE_FILE = "gold_state.json"  # beside the warehouse: the lake's build state the warehouse holds (a copy)
-LAKE_STATE = "gold/_build_state.json"  # in the lake: what the last build's gold tables were built from
-STATE_VERSION = 3
-PLANNER_TABLES = ("dim_devices",)  # not incremental, but the planner reads it (see _first_seen_may_move)
+STATE_FILE = "gold_state.json"  # beside the warehouse: what the incremental tables were built from
+STATE_VERSION = 2
 WINDOW_DAYS = 28  # the longest feature window (device_features_daily)
 
 # Commit metadata of every gold commit (the Delta log's commitInfo; lakehouse.delta.commit_metadata reads it)
@@ -81,13 +79,6 @@ class _Mart:
     relation: str
     order_by: tuple[str, ...]
     date_partition: str | None = None  # meta.gold.date_partition: partitioned by it, replaced by date
-    materialized: str = "table"
-    kept: bool = False  # meta.gold_state: the build's state, in the lake as gold/_<model>, not a mart
-
-    @property
-    def table(self) -> str:
-        """Its Delta table in the lake (``gold/<mart>``, or ``gold/_<model>`` for the build's state)."""
-        return f"gold/_{self.name}" if self.kept else f"gold/{self.name}"
 
 
 def dbt_paths(layout: Layout, workspace: str | None = None) -> dict[str, Path]:
@@ -228,40 +219,26 @@ def _raise_failed(returncode: int, run_results: dict[str, Any] | None, output: l
     raise GoldBuildError(f"dbt build exited with status {returncode} and no failing node recorded:\n{tail}")
 
 
-def _marts(manifest: dict[str, Any], run_results: dict[str, Any], *, key: str = "gold") -> list[_Mart]:
-    """The models with ``meta.<key>`` that this invocation built successfully.
-
-    ``gold``: the gold marts (``meta.gold.order_by`` required, ``date_partition`` feature_date or none).
-    ``gold_state``: the intermediate incremental models kept in the lake as the build's state, so a
-    worker without the warehouse can rebuild it (see :func:`_hydrate`); ``date_partition`` event_date.
-    """
-    partitions = {"gold": (None, "feature_date"), "gold_state": ("event_date",)}[key]
+def _marts(manifest: dict[str, Any], run_results: dict[str, Any]) -> list[_Mart]:
+    """The gold marts (models with ``meta.gold``) that this invocation built successfully."""
     built = {r["unique_id"] for r in run_results.get("results", []) if r.get("status") == "success"}
     marts = []
     for unique_id, node in manifest.get("nodes", {}).items():
         if node.get("resource_type") != "model" or unique_id not in built:
             continue
         meta = node.get("config", {}).get("meta") or {}
-        if key not in meta:
+        if "gold" not in meta:
             continue
-        order_by = tuple((meta[key] or {}).get("order_by") or ())
-        if key == "gold" and not order_by:
+        order_by = tuple((meta["gold"] or {}).get("order_by") or ())
+        if not order_by:
             raise GoldBuildError(f"model {node['name']} has meta.gold but no meta.gold.order_by key")
-        partition = (meta[key] or {}).get("date_partition")
-        if partition not in partitions:  # the dates an incremental build recomputes
-            raise GoldBuildError(f"model {node['name']}: meta.{key}.date_partition must be {partitions[-1]}, "
-                                 f"got {partition!r}")  # fmt: skip
-        materialized = str(node.get("config", {}).get("materialized") or "table")
-        marts.append(_Mart(check_name(node["name"], what="gold mart"), node["relation_name"], order_by, partition,
-                           materialized, kept=key == "gold_state"))  # fmt: skip
+        partition = (meta["gold"] or {}).get("date_partition")
+        if partition not in (None, "feature_date"):  # the dates an incremental build recomputes are feature dates
+            raise GoldBuildError(
+                f"model {node['name']}: meta.gold.date_partition must be feature_date, got {partition!r}"
+            )
+        marts.append(_Mart(check_name(node["name"], what="gold mart"), node["relation_name"], order_by, partition))
     return sorted(marts, key=lambda m: m.name)
-
-
-def _incremental_models(manifest: dict[str, Any], run_results: dict[str, Any]) -> set[str]:
-    """The names of the incremental models this invocation built."""
-    built = {r["unique_id"] for r in run_results.get("results", []) if r.get("status") == "success"}
-    return {node["name"] for uid, node in manifest.get("nodes", {}).items()
-            if uid in built and (node.get("config") or {}).get("materialized") == "incremental"}  # fmt: skip
 
 
 def _quote(identifier: str) -> str:
@@ -273,50 +250,46 @@ def _publish(
     marts: list[_Mart],
     database: Path | None = None,
     *,
-    dates: dict[str, list[dt.date]] | None = None,
+    dates: list[dt.date] | None = None,
     metadata: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Commit each mart of the DuckDB warehouse to its gold Delta table: one commit per mart.
 
-    ``dates`` (an incremental build's recomputed dates by partition column: feature dates, event
-    dates): a mart with a date partition has only those dates replaced, provided its table then
-    holds exactly the warehouse's rows (checked by count; otherwise, and for every other mart, the
-    whole table is replaced).
+    ``dates`` (an incremental build's feature dates): a mart with a date partition has only those
+    dates replaced, provided its table then holds exactly the warehouse's rows (checked by count;
+    otherwise, and for every other mart, the whole table is replaced).
     """
     import duckdb
 
-    from lakehouse.delta import LakeCommitConflict, locate, open_table, replace_dates, replace_table
+    from lakehouse.delta import LakeCommitConflict, open_table, replace_dates, replace_table
 
     summary: dict[str, dict[str, Any]] = {}
     try:
         with duckdb.connect(str(database or dbt_paths(layout)["database"]), read_only=True) as con:
             for mart in marts:
-                loc = locate(mart.table, layout)
+                loc = gold_table(mart.name, layout)
                 meta = {**(metadata or {}), COMMIT_KEYS["order_by"]: ",".join(mart.order_by)}
-                order_by = " order by " + ", ".join(_quote(c) for c in mart.order_by) if mart.order_by else ""
+                order_by = ", ".join(_quote(c) for c in mart.order_by)
                 select = f"select * from {mart.relation}"  # noqa: S608 - names from the manifest
                 total = con.execute(f"select count(*) from {mart.relation}").fetchone()[0]  # noqa: S608
                 version = None
                 if dates is not None and mart.date_partition and (table := open_table(loc)) is not None:
                     column = mart.date_partition
-                    days = dates.get(column, [])
-                    if not days:
-                        version, how = table.version(), f"unchanged (no {column} recomputed)"
-                    elif _replaceable(con, table, mart, column, days, total):
-                        listed = ", ".join(f"date '{d.isoformat()}'" for d in days)
-                        rows = con.execute(f"{select} where {_quote(column)} in ({listed}){order_by}")
+                    if not dates:
+                        version, how = table.version(), "unchanged (no feature date recomputed)"
+                    elif _replaceable(con, table, mart, column, dates, total):
+                        listed = ", ".join(f"date '{d.isoformat()}'" for d in dates)
+                        rows = con.execute(f"{select} where {_quote(column)} in ({listed}) order by {order_by}")
                         version = replace_dates(loc, rows.fetch_record_batch(_BATCH_ROWS), column=column,
-                                                dates=days, metadata=meta)  # fmt: skip
-                        how = f"{len(days)} {column}(s) replaced"
+                                                dates=dates, metadata=meta)  # fmt: skip
+                        how = f"{len(dates)} feature date(s) replaced"
                 if version is None:
-                    rows = con.execute(f"{select}{order_by}")
+                    rows = con.execute(f"{select} order by {order_by}")
                     partition_by = [mart.date_partition] if mart.date_partition else None
                     version = replace_table(loc, rows.fetch_record_batch(_BATCH_ROWS), partition_by=partition_by,
                                             metadata=meta, new_schema=True)  # fmt: skip
                     how = "table replaced"
-                columns = con.execute(f"describe {mart.relation}").fetchall()
-                summary[mart.name] = {"table": loc.uri, "version": version, "rows": total,
-                                      "columns": [[c[0], c[1]] for c in columns]}  # fmt: skip
+                summary[mart.name] = {"table": loc.uri, "version": version, "rows": total}
                 log.info("committed %s: %d rows, %s -> %s version %s", mart.name, total, how, loc.uri, version)
         return summary
     except LakeCommitConflict as exc:
@@ -428,110 +401,16 @@ def _state_path(layout: Layout) -> Path:
 
 
 def _read_state(layout: Layout) -> dict[str, Any] | None:
-    """The lake's build state this worker's warehouse holds (its copy, written with it), or None."""
     state = _read_json(_state_path(layout))
     if not state or state.get("version") != STATE_VERSION or not dbt_paths(layout)["database"].exists():
         return None
     return state
 
 
-def _read_lake_state(layout: Layout) -> dict[str, Any] | None:
-    """The build state of the gold tables in the lake (``gold/_build_state.json``, fetched from S3), or None."""
-    from lakehouse.storage import open_lake
-
-    open_lake(layout).pull_file(LAKE_STATE)
-    state = _read_json(layout.root / LAKE_STATE)
-    if not state or state.get("version") != STATE_VERSION or not state.get("relations"):
-        return None
-    return state
-
-
-def _write_state(layout: Layout, state: dict[str, Any]) -> None:
-    """Record ``state`` in the lake (after the commits it names) and, as the warehouse's copy, beside the warehouse."""
-    from lakehouse.storage import open_lake
-
-    write_json(layout.root / LAKE_STATE, state)
-    open_lake(layout).push_file(LAKE_STATE)  # one PUT on S3 (atomic); nothing to do on local disk
-    write_json(_state_path(layout), state)
-
-
-_ROWS_KEPT = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})  # commits that leave a table's rows as they were
-
-
-def _same_rows_version(loc: Any, version: int) -> int:
-    """The latest version of the table at ``loc`` when every commit after ``version`` only compacted or vacuumed
-    it (``lakehouse maintain``: the files of ``version`` may be vacuumed away later), else ``version`` itself."""
-    from lakehouse.delta import open_table
-
-    table = open_table(loc)
-    if table is None or table.version() <= version:
-        return version
-    later = [c for c in table.history(table.version() - version) if c.get("version", -1) > version]
-    if len(later) == table.version() - version and all(c.get("operation") in _ROWS_KEPT for c in later):
-        return table.version()
-    return version
-
-
-def _hydrate(layout: Layout, state: dict[str, Any]) -> str | None:
-    """Rebuild the warehouse from the lake: each relation of ``state`` from its Delta table at the version recorded.
-
-    The incremental models (and the tables the planner reads) get their tables back with the column
-    types the build created them with, so the next ``dbt build`` finds them and recomputes only the
-    dates it is told to. The old warehouse file (stale, another lake's, or half-built) is discarded.
-    Returns None when done, else why the warehouse could not be rebuilt (it is then removed).
-    """
-    import duckdb
-
-    from lakehouse.delta import locate, register_duckdb
-
-    database = dbt_paths(layout)["database"]
-    staged = database.with_name(f".{database.name}.hydrating")
-    for path in (database, database.with_name(database.name + ".wal"), staged,
-                 staged.with_name(staged.name + ".wal")):  # fmt: skip
-        path.unlink(missing_ok=True)
-    database.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    rows = 0
-    try:
-        with duckdb.connect(str(staged)) as con:
-            for name, rel in sorted(state["relations"].items()):
-                view = f"hydrate_{check_name(name, what='warehouse relation')}"
-                loc = locate(rel["table"], layout)
-                try:
-                    table = register_duckdb(con, loc, view, as_of=_same_rows_version(loc, int(rel["version"])))
-                except Exception as exc:  # a vacuumed version, an unreadable table: named in the reason
-                    return f"{rel['table']} version {rel['version']} cannot be read ({str(exc).splitlines()[0]})"
-                if table is None:
-                    return f"{rel['table']} is not in the lake"
-                columns = ", ".join(f"{_quote(c)} {t}" for c, t in rel["columns"])
-                con.execute(f"create table main.{_quote(name)} ({columns})")
-                con.execute(f"insert into main.{_quote(name)} by name select * from {view}")  # noqa: S608
-                count = con.execute(f"select count(*) from main.{_quote(name)}").fetchone()[0]  # noqa: S608
-                if count != rel["rows"]:
-                    return f"{rel['table']} version {rel['version']} holds {count} rows, not the {rel['rows']} recorded"
-                rows += count
-        staged.rename(database)
-    except duckdb.Error as exc:
-        return f"loading the gold tables into DuckDB failed ({str(exc).splitlines()[0]})"
-    finally:
-        staged.unlink(missing_ok=True)
-        staged.with_name(staged.name + ".wal").unlink(missing_ok=True)
-    log.info("gold: warehouse rebuilt from the lake's gold tables of build %s: %d table(s), %d rows in %.1f s",
-             state.get("build_id"), len(state["relations"]), rows, time.monotonic() - started)  # fmt: skip
-    return None
-
-
 def _new_state(
-    layout: Layout,
-    partitions: dict[dt.date, dict[str, Any]],
-    old: dict[str, Any] | None,
-    changed: set[dt.date],
-    *,
-    build_id: str,
-    relations: dict[str, dict[str, Any]],
+    layout: Layout, partitions: dict[dt.date, dict[str, Any]], old: dict[str, Any] | None, changed: set[dt.date]
 ) -> dict:
-    """The state after a successful build: per silver partition its fingerprint, event dates and rows; the
-    build's id; and per warehouse relation to rebuild from the lake its Delta table, version, rows and columns."""
+    """The state after a successful build: per silver partition its fingerprint, event dates and rows."""
     known = (old or {}).get("partitions", {})
     out = {}
     for day, part in partitions.items():
@@ -541,9 +420,8 @@ def _new_state(
             info = {"fingerprint": part["fingerprint"], **_event_dates(layout, day)}
         out[key] = info
     last = max((d for d, p in out.items() if p["rows"]), default=None)
-    return {"version": STATE_VERSION, "build_id": build_id, "relations": relations, "partitions": out,
-            "last_export_date": last, "reporting_currency": reporting_currency(),
-            "feature_fit_window": _feature_fit_window()}  # fmt: skip
+    return {"version": STATE_VERSION, "partitions": out, "last_export_date": last,
+            "reporting_currency": reporting_currency(), "feature_fit_window": _feature_fit_window()}  # fmt: skip
 
 
 def _feature_fit_window() -> list[str]:
@@ -558,8 +436,11 @@ def _gold_silver_tables() -> tuple[str, ...]:
     return ("events_part", *TYPED_ROW_TABLES)
 
 
-def _plan(layout: Layout, state: dict[str, Any], changed_dates: Iterable[dt.date]) -> tuple[_Plan | None, str]:
-    """Decide what a daily build recomputes after the build of ``state``, or why it must rebuild everything."""
+def _plan(layout: Layout, changed_dates: Iterable[dt.date]) -> tuple[_Plan | None, str]:
+    """Decide what a daily build recomputes, or why it must rebuild everything (plan None)."""
+    state = _read_state(layout)
+    if state is None:
+        return None, "no state from an earlier build (or no warehouse)"
     built_in, currency = state.get("reporting_currency"), reporting_currency()
     if built_in != currency:  # every feature date's revenue changes
         return None, f"the reporting currency is {currency}, gold was built in {built_in}"
@@ -681,20 +562,13 @@ def build_gold(
     they hold, now or at the last build; the feature dates whose 28-day windows contain them; the
     devices seen on them), reading only the silver partitions that hold those event dates.
     Partitions whose files changed since the last build are added to ``changed_dates`` by
-    themselves. The last successful build is recorded in the lake (``gold/_build_state.json``: the
-    silver fingerprints it read, and the Delta versions of the tables it left), so any worker plans
-    from it; the DuckDB warehouse is scratch. A worker whose warehouse is missing or holds another
-    build (its copy ``warehouse/gold_state.json``, removed while a build runs, names another
-    ``build_id``) first rebuilds it from those Delta versions (:func:`_hydrate`). Without a record
-    in the lake, or when the warehouse cannot be rebuilt from it (the log says why), the build is a
-    full one.
+    themselves. Without a record of the last successful build (``warehouse/gold_state.json``,
+    removed while a build runs, so a failed build leaves none) the build is a full one.
 
     Returns ``{"marts": {mart: {"table": uri, "version": int, "rows": int}}, "feature_set_version": str | None,
-    "mode": "full" | "incremental" | "selected", "warehouse": "kept" | "hydrated" | "rebuilt",
-    "models": {status: n}, "data_tests": {status: n}, "unit_tests": {status: n}, "elapsed_seconds": s}``
-    (statuses as dbt reports them: success, pass, warn; ``warehouse``: whether the DuckDB warehouse
-    was used as it was, rebuilt from the lake's gold tables first, or built from scratch). The
-    feature registry of the build is checked before the marts are committed (its
+    "mode": "full" | "incremental" | "selected", "models": {status: n}, "data_tests": {status: n},
+    "unit_tests": {status: n}, "elapsed_seconds": s}`` (statuses as dbt reports them: success,
+    pass, warn). The feature registry of the build is checked before the marts are committed (its
     ``feature_set_version`` is recorded with each commit) and written to ``gold/_registry/`` after them.
     """
     layout = layout or Layout.from_env()
@@ -719,34 +593,18 @@ def build_gold(
 
     started = time.monotonic()
     plan: _Plan | None = None
-    lake_state: dict[str, Any] | None = None
-    warehouse = "kept"
+    old_state = _read_state(layout)
     if select:
         args = ["build", "--select", select, "--indirect-selection", "buildable"]
     else:
         if selector is None:
-            if changed_dates is None:
-                why = "changed_dates=None"
-            elif (lake_state := _read_lake_state(layout)) is None:
-                why = f"no record of an earlier build in the lake ({LAKE_STATE})"
+            if changed_dates is not None:
+                plan, why = _plan(layout, changed_dates)
             else:
-                held = _read_state(layout)
-                why = ""
-                if held is None or held.get("build_id") != lake_state.get("build_id"):
-                    log.info("gold: the warehouse %s; rebuilding it from the gold tables of build %s",
-                             "is missing" if held is None else f"holds build {held.get('build_id')}",
-                             lake_state.get("build_id"))  # fmt: skip
-                    _state_path(layout).unlink(missing_ok=True)
-                    failed = _hydrate(layout, lake_state)
-                    warehouse = "hydrated"
-                    if failed is not None:
-                        why, warehouse = f"the warehouse cannot be rebuilt from the lake: {failed}", "rebuilt"
-                if not why:
-                    plan, why = _plan(layout, lake_state, changed_dates)
+                why = "changed_dates=None"
             if plan is None:
                 log.info("gold: full rebuild (%s)", why)
                 args = ["build", "--selector", DEFAULT_SELECTOR, "--full-refresh"]
-                warehouse = "rebuilt"
             else:
                 log.info("gold: incremental build (%s): reading silver %s, event dates %s, %d feature date(s)",
                          why, [d.isoformat() for d in plan.silver_dates], [d.isoformat() for d in plan.event_dates],
@@ -755,8 +613,8 @@ def build_gold(
         else:
             args = ["build", "--selector", selector]
     if workspace is None:
-        # while the warehouse changes it holds no recorded build: a failure (or a --select build, which
-        # records none) means the next build rebuilds the warehouse from the lake
+        # while the warehouse changes there is no valid record of it: a failure (or a --select build,
+        # which leaves no record) means a full rebuild next time
         _state_path(layout).unlink(missing_ok=True)
     returncode, output = _run_dbt(args, layout, target=paths["target"], logs=paths["logs"], database=paths["database"])
     run_results = _read_json(run_results_path)
@@ -768,41 +626,23 @@ def build_gold(
     # The registry describes the AppMetrica feature marts; a declared source's build leaves it alone.
     registry = _feature_registry(manifest) if selector is None else None  # checked before publishing
     mode = "selected" if select or selector else ("full" if plan is None else "incremental")
-    build_id = uuid.uuid4().hex
     metadata = {
         COMMIT_KEYS["feature_set_version"]: _feature_set_version(layout, registry) if selector is None else "",
         COMMIT_KEYS["run_id"]: os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or "manual",
-        COMMIT_KEYS["build_id"]: build_id,
+        COMMIT_KEYS["build_id"]: uuid.uuid4().hex,
         COMMIT_KEYS["mode"]: mode,
     }
-    dates = {"feature_date": plan.feature_dates, "event_date": plan.event_dates} if plan is not None else None
-    default_build = not select and selector is None and workspace is None
-    # the intermediate incremental models go to the lake first: the build's state, not part of gold's contract
-    kept = _marts(manifest, run_results, key="gold_state") if default_build else []
-    kept_tables = _publish(layout, kept, paths["database"], dates=dates, metadata=metadata) if kept else {}
+    dates = plan.feature_dates if plan is not None else None
     marts = _publish(layout, _marts(manifest, run_results), paths["database"], dates=dates, metadata=metadata)
     if registry is not None:
         from transforms.feature_registry import write_registry
 
         log.info("feature registry: %s", write_registry(layout.gold, registry))
-    if default_build:
-        incremental = {m.name for m in _marts(manifest, run_results) if m.materialized == "incremental"}
-        hydrated = {m.name for m in kept} | incremental | ({m.name for m in _marts(manifest, run_results)}
-                                                           & set(PLANNER_TABLES))  # fmt: skip
-        published = kept_tables | marts
-        tables = {m.name: m.table for m in (*kept, *_marts(manifest, run_results))}
-        relations = {name: {"table": tables[name], **{k: published[name][k] for k in ("version", "rows", "columns")}}
-                     for name in sorted(hydrated)}  # fmt: skip
-        lost = sorted(_incremental_models(manifest, run_results) - hydrated)
-        if lost:  # a worker without this warehouse builds them from all of silver (correct, not incremental)
-            log.warning("gold: incremental model(s) %s have no table in the lake (meta.gold or meta.gold_state)",
-                        ", ".join(lost))  # fmt: skip
+    if not select and selector is None and workspace is None:
         changed = set(plan.silver_dates) if plan else set(_silver_partitions(layout))
-        state = _new_state(layout, _silver_partitions(layout), lake_state if plan else None, changed,
-                           build_id=build_id, relations=relations)  # fmt: skip
-        _write_state(layout, state)
-    for info in marts.values():
-        info.pop("columns", None)
+        write_json(
+            _state_path(layout), _new_state(layout, _silver_partitions(layout), old_state if plan else None, changed)
+        )
 
     counts: dict[str, Counter[str]] = {"models": Counter(), "data_tests": Counter(), "unit_tests": Counter()}
     for result in run_results.get("results", []):
@@ -812,7 +652,6 @@ def build_gold(
         "marts": marts,
         "feature_set_version": registry["feature_set_version"] if registry else None,
         "mode": mode,
-        "warehouse": warehouse if not select and selector is None else "kept",
         **{kind: dict(sorted(c.items())) for kind, c in counts.items()},
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }

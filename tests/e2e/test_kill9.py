@@ -246,13 +246,9 @@ def snapshot(lake: Lake, s3: Any) -> dict[str, dict[str, Any]]:
                 doc = {k: doc.get(k) for k in SUMMARY_OUTPUT_FIELDS}
                 # full or incremental depends on the warehouse the run found, the table versions on the runs
                 # before it; what gold holds must not
-                doc["gold"] = {k: v for k, v in (doc["gold"] or {}).items() if k not in ("mode", "warehouse")}
+                doc["gold"] = {k: v for k, v in (doc["gold"] or {}).items() if k != "mode"}
                 for mart in (doc["gold"].get("marts") or {}).values():
                     mart.pop("version", None)
-            elif rel == "gold/_build_state.json":  # the gold build's state: ids, versions and file names vary
-                relations = {k: {"rows": r["rows"], "columns": r["columns"]} for k, r in doc["relations"].items()}
-                days = {k: {"event_dates": p["event_dates"], "rows": p["rows"]} for k, p in doc["partitions"].items()}
-                doc = {"relations": relations, "partitions": days, "last_export_date": doc["last_export_date"]}
             docs[rel] = doc
         elif rel.startswith("reports/") and path.suffix == ".html":
             files[rel] = "a run report page"  # drawn from the summaries above; it shows run ids and times

@@ -18,7 +18,7 @@ from gold_tables import read_gold
 from test_gold_marts import _add_event, _Gen, write_silver
 
 from lakehouse.settings import Layout
-from transforms.gold import GoldBuildError, _plan, _read_lake_state, build_gold
+from transforms.gold import GoldBuildError, _plan, build_gold
 
 pytestmark = pytest.mark.integration
 
@@ -153,5 +153,5 @@ def test_later_rows_never_change_the_encodings_of_an_earlier_date(
 
     # a changed training window refits every state: the next build is a full one
     monkeypatch.setenv("LAKEHOUSE_FEATURE_FIT_END", day.isoformat())
-    plan, why = _plan(Layout(lake), _read_lake_state(Layout(lake)), [later])
+    plan, why = _plan(Layout(lake), [later])
     assert plan is None and "feature training window" in why

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from deltalake import DeltaTable
 from gold_tables import gold_location
 from test_gold_marts import (
     FIRST_DAY,
     LAST_EXPORT,
-    MARTS,
-    STATE_TABLES,
     TRANSFORMER_MARTS,
     expected_device_attributes_daily,
     expected_device_features_daily,
@@ -37,7 +32,7 @@ from test_gold_marts import (
 
 from lakehouse.delta import commit_metadata
 from lakehouse.settings import Layout
-from transforms.gold import LAKE_STATE, STATE_FILE, build_gold
+from transforms.gold import STATE_FILE, build_gold
 
 pytestmark = pytest.mark.integration
 
@@ -136,99 +131,4 @@ def test_changed_partitions_are_found_without_being_named(tmp_path: Path) -> Non
     written += [r for r in rows if r["export_date"] == LAST_EXPORT]
     _write_partition(root, LAST_EXPORT, written)
     assert build_gold(Layout(root), changed_dates=[LAST_EXPORT])["mode"] == "incremental"
-    _check(root, written)
-
-
-def lake_contents(layout: Layout) -> dict[str, list[dict]]:
-    """Every gold table a build writes (the marts and the intermediate tables kept as its state), rows in order.
-
-    Read through the lake (local disk or S3), unsigned ids as written; a table's rows are sorted by its
-    whole row, so equal contents compare equal whatever the files' order.
-    """
-    from lakehouse.delta import locate, read_table, table_schema
-
-    out = {}
-    for name in (*MARTS, *TRANSFORMER_MARTS, *(f"_{t}" for t in STATE_TABLES)):
-        loc = locate(f"gold/{name}", layout)
-        rows = read_table(loc, schema=table_schema(loc))
-        assert rows is not None, f"no gold table {loc.uri}"
-        out[name] = sorted(rows.to_pylist(), key=repr)
-    return out
-
-
-def _by_export(rows: list[dict]) -> dict[dt.date, list[dict]]:
-    out: dict[dt.date, list[dict]] = defaultdict(list)
-    for row in rows:
-        out[row["export_date"]].append(row)
-    return out
-
-
-def test_a_worker_with_an_empty_scratch_builds_incrementally(tmp_path: Path) -> None:
-    """Worker A builds; worker B, with no warehouse and no state file, builds the next day incrementally from
-    the lake's gold tables, and gets what a full rebuild gets. A stale warehouse is rebuilt, never used."""
-    root = tmp_path / "lakehouse"
-    rows = make_events(devices=60)
-    by_export = _by_export(rows)
-    first = LAST_EXPORT - dt.timedelta(days=2)
-    written = [r for r in rows if r["export_date"] <= first]
-    write_silver(root, written)
-    assert build_gold(Layout(root), changed_dates=[first])["mode"] == "full"  # worker A: no state in the lake yet
-    stale = tmp_path / "stale-warehouse"
-    shutil.copytree(root / "warehouse", stale)  # worker A's scratch as it was after this build
-
-    shutil.rmtree(root / "warehouse")  # worker B: an empty scratch folder
-    # maintenance rewrote one table's files since (same rows) and vacuumed the ones the recorded version names
-    table = DeltaTable(str(root / "gold" / "_int_device_sessions_daily"))
-    table.optimize.z_order(["appmetrica_device_id"])
-    assert DeltaTable(table.table_uri).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    day = first + dt.timedelta(days=1)
-    written += by_export[day]
-    _write_partition(root, day, written)
-    summary = build_gold(Layout(root), changed_dates=[day])
-    assert (summary["mode"], summary["warehouse"]) == ("incremental", "hydrated")
-    commit = commit_metadata(gold_location(root, "device_features_daily"))
-    assert "feature_date" in commit["operationParameters"]["predicate"], "only the recomputed dates are replaced"
-    _check(root, written)
-
-    # Worker A again, with its scratch of two builds ago: its warehouse is stale, so it is rebuilt from the lake.
-    shutil.rmtree(root / "warehouse")
-    shutil.copytree(stale, root / "warehouse")
-    written += by_export[LAST_EXPORT]
-    _write_partition(root, LAST_EXPORT, written)
-    summary = build_gold(Layout(root), changed_dates=[LAST_EXPORT])
-    assert (summary["mode"], summary["warehouse"]) == ("incremental", "hydrated")
-    _check(root, written)
-    incremental = lake_contents(Layout(root))
-    # the same worker's next build keeps its warehouse (it holds the lake's last build)
-    again = build_gold(Layout(root), changed_dates=[LAST_EXPORT])
-    assert (again["mode"], again["warehouse"]) == ("incremental", "kept")
-    assert lake_contents(Layout(root)) == incremental
-
-    shutil.rmtree(root / "warehouse")
-    assert build_gold(Layout(root))["mode"] == "full"
-    assert lake_contents(Layout(root)) == incremental, "the incremental builds left exactly the full build's tables"
-
-
-def test_a_warehouse_that_cannot_be_rebuilt_means_a_full_build(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    root = tmp_path / "lakehouse"
-    rows = make_events(devices=30)
-    last = LAST_EXPORT - dt.timedelta(days=1)
-    written = [r for r in rows if r["export_date"] <= last]
-    write_silver(root, written)
-    build_gold(Layout(root))
-    state = json.loads((root / LAKE_STATE).read_text())
-    assert set(state["relations"]) == {*STATE_TABLES, "device_attributes_daily", "device_features_daily",
-                                       "device_features_daily_transformed", "feature_transformer_state",
-                                       "dim_devices"}  # fmt: skip
-    # the recorded version of one table is gone (as after a vacuum): the build names it and rebuilds everything
-    state["relations"]["int_device_sessions_daily"]["version"] = 99
-    (root / LAKE_STATE).write_text(json.dumps(state))
-    shutil.rmtree(root / "warehouse")
-    written += _by_export(rows)[LAST_EXPORT]
-    _write_partition(root, LAST_EXPORT, written)
-    with caplog.at_level(logging.INFO, logger="transforms.gold"):
-        summary = build_gold(Layout(root), changed_dates=[LAST_EXPORT])
-    assert (summary["mode"], summary["warehouse"]) == ("full", "rebuilt")
-    assert "full rebuild (the warehouse cannot be rebuilt from the lake: gold/_int_device_sessions_daily version 99" \
-        in caplog.text  # fmt: skip
     _check(root, written)

@@ -39,9 +39,6 @@ MARTS = ("device_attributes_daily", "device_features_daily", "dim_devices", "fct
 # gold marts of the fitted feature transformers and of feature monitoring (tests/integration/
 # test_feature_transformers.py and test_feature_drift.py check them)
 TRANSFORMER_MARTS = ("device_features_daily_transformed", "feature_transformer_state", "feature_stats_daily")
-# the intermediate incremental models a build keeps in the lake beside the marts (meta.gold_state; gold/_<model>)
-STATE_TABLES = ("int_device_daily_activity", "int_device_revenue_daily", "int_device_sessions_daily",
-                "int_device_stability_daily")  # fmt: skip
 REGISTRY_FILES = ("_registry/feature_registry.json", "_registry/feature_registry.parquet")
 
 # devices with a hand-made history, all with ids above the signed 64-bit range
@@ -501,12 +498,9 @@ def test_summary_names_marts_rows_and_tests(built: Built) -> None:
     assert set(summary["data_tests"]) == {"pass"}
     assert summary["unit_tests"] == {"pass": 5}
     assert len(summary["feature_set_version"]) == 16
-    # gold holds the marts' Delta tables, the registry and the build's state (the intermediate incremental
-    # models' tables and the state object), nothing else
+    # gold holds the marts' Delta tables and the registry, nothing else
     gold = built.root / "gold"
-    assert sorted(p.name for p in gold.iterdir()) == sorted(
-        [*MARTS, *TRANSFORMER_MARTS, "_registry", *(f"_{t}" for t in STATE_TABLES), "_build_state.json"]
-    )
+    assert sorted(p.name for p in gold.iterdir()) == sorted([*MARTS, *TRANSFORMER_MARTS, "_registry"])
     assert sorted(p.relative_to(gold).as_posix() for p in (gold / "_registry").iterdir()) == sorted(REGISTRY_FILES)
 
 

@@ -289,30 +289,3 @@ def test_run_report_pages_go_to_the_lake_and_the_next_worker_plots_the_earlier_r
     assert "4,321" in page, "the earlier run's bronze rows, read back from the lake, top the chart"
     index = s3.get_object(Bucket=BUCKET, Key=f"{runs}/index.html")["Body"].read().decode()
     assert "date=2026-11-02/" in index and "date=2026-11-01/" in index
-
-
-def test_gold_on_a_worker_with_an_empty_scratch_builds_incrementally_from_the_lake(env, tmp_path, s3):
-    """Worker A builds gold on the lake in S3; worker B, its scratch empty, builds the next day incrementally
-    (the build's state and the warehouse's tables come from the lake) and gets what a full rebuild gets."""
-    import datetime as dt
-
-    from test_gold_incremental import lake_contents
-    from test_gold_marts import LAST_EXPORT, make_events, write_silver
-
-    from transforms.gold import LAKE_STATE, build_gold
-
-    rows = make_events(devices=40)
-    a, b, c = (Layout((tmp_path / name).resolve()) for name in ("worker-a", "worker-b", "worker-c"))
-    first = LAST_EXPORT - dt.timedelta(days=1)
-    write_silver(a.root, [r for r in rows if r["export_date"] <= first])
-    assert build_gold(a, changed_dates=[first])["mode"] == "full"
-    assert _keys(s3, f"{env['prefix']}/{LAKE_STATE}"), "the build's state is an object in the lake"
-
-    write_silver(b.root, [r for r in rows if r["export_date"] == LAST_EXPORT])
-    assert not b.root.exists()
-    summary = build_gold(b, changed_dates=[LAST_EXPORT])
-    assert (summary["mode"], summary["warehouse"]) == ("incremental", "hydrated")
-    incremental = lake_contents(b)
-
-    assert build_gold(c)["mode"] == "full"
-    assert lake_contents(c) == incremental

@@ -107,23 +107,6 @@ def test_marts_are_the_successful_models_with_gold_meta() -> None:
         gold._marts(bad, _run_results(("model.p.fct_a", "success")))
 
 
-def test_state_relations_are_the_models_with_gold_state_meta() -> None:
-    """Intermediate incremental models kept in the lake (meta.gold_state) are partitioned by event_date."""
-    manifest = _manifest(fct_a={"order_by": ["k"]}, int_b=None)
-    meta = {"gold_state": {"date_partition": "event_date"}}
-    manifest["nodes"]["model.p.int_b"]["config"] = {"materialized": "incremental", "meta": meta}
-    results = _run_results(("model.p.fct_a", "success"), ("model.p.int_b", "success"))
-    kept = gold._marts(manifest, results, key="gold_state")
-    assert [(m.name, m.order_by, m.date_partition, m.materialized) for m in kept] == [
-        ("int_b", (), "event_date", "incremental")
-    ]
-    assert [m.name for m in gold._marts(manifest, results)] == ["fct_a"]  # not a mart
-    assert gold._incremental_models(manifest, results) == {"int_b"}
-    manifest["nodes"]["model.p.int_b"]["config"]["meta"]["gold_state"] = {}
-    with pytest.raises(gold.GoldBuildError, match=r"meta\.gold_state\.date_partition must be event_date, got None"):
-        gold._marts(manifest, results, key="gold_state")
-
-
 def test_failed_dbt_build_raises_and_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     layout = Layout(tmp_path)
     _fake_silver(layout)
