@@ -643,20 +643,13 @@ def _folder(path: Path) -> Path:
 def _commit(
     layout: Layout, rel: str, folder: Path, schema: pa.Schema, day: dt.date, metadata: Mapping[str, str]
 ) -> int:
-    """Replace the ``export_date = day`` partition of the lake table ``rel`` with the staged files in ``folder``.
+    """Replace the ``export_date = day`` partition of the lake table ``rel`` with the staged files in ``folder``."""
+    import pyarrow.dataset as ds
 
-    The staged files are read one row group at a time, in order (no read-ahead: memory stays at a few
-    row groups whatever the day's size).
-    """
     from lakehouse.delta import ROW_GROUP_ROWS, locate, replace_partition
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for path in sorted(folder.glob("*.parquet")):
-            with pq.ParquetFile(path) as staged:
-                for batch in staged.iter_batches(batch_size=ROW_GROUP_ROWS):
-                    yield batch.cast(schema)
-
-    rows = pa.RecordBatchReader.from_batches(schema, batches())
+    files = [str(f) for f in sorted(folder.glob("*.parquet"))]
+    rows = ds.dataset(files, schema=schema, format="parquet").scanner(batch_size=ROW_GROUP_ROWS).to_reader()
     return replace_partition(locate(rel, layout), rows, column="export_date", value=day, metadata=metadata)
 
 
