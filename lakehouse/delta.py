@@ -22,11 +22,8 @@ writer's schema from the table alone; :func:`read_table` with that schema (and t
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +38,6 @@ log = logging.getLogger(__name__)
 
 DELTA_LAYERS = ("silver", "quarantine", "gold")
 ROW_GROUP_ROWS = 128 * 1024
-TARGET_FILE_BYTES = 100 * 1024 * 1024  # a partition's data files roll over past this (delta-rs's default too)
-STATS_COLUMNS = 32  # Delta's default delta.dataSkippingNumIndexedCols
-PARTITION_TXN_PREFIX = "lakehouse.partition:"  # app id of the txn action of a partition replace
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Unsigned Arrow types and the signed type Delta stores them as (every value fits).
 _DELTA_TYPE = {
@@ -217,297 +211,19 @@ def replace_partition(
 ) -> int:
     """Replace the rows of ``column = value`` (a date partition) with ``data`` in one commit; the new version.
 
-    Every row of ``data`` must carry ``value`` in ``column``; a stray row is refused before anything
-    is committed. ``metadata`` is recorded with the commit (the table's history). The table is created
-    (partitioned by ``column``) when missing; an existing one must have ``data``'s schema.
-
-    ``data`` is streamed: its batches are written with pyarrow's Parquet writer straight to the day's
-    folder of the table (``<column>=<value>/part-NNNNN-<uuid>-c000.zstd.parquet``, zstd, row groups of
-    :data:`ROW_GROUP_ROWS` rows, a new file past ``delta.targetFileSize``, default 100 MiB), so memory
-    does not grow with the day. Readers see none of them until the commit: one transaction that
-    removes the partition's old files and adds the new ones with their statistics (min, max, null
-    count per column, from the files' Parquet footers), and carries an application transaction
-    ``lakehouse.partition:<column>=<value>``. Two writers of the same day conflict on it (the second
-    gets :class:`LakeCommitConflict`) even when the day had no files yet; writers of different days
-    do not. The files of a commit that fails are left behind unreferenced: the full vacuum of
-    ``lakehouse maintain`` deletes such orphans.
+    Every row of ``data`` must carry ``value`` in ``column`` (checked for a Table; Delta refuses a
+    stream's stray rows at commit). ``metadata`` is recorded with the commit (the table's history).
     """
     if not isinstance(value, dt.date) or not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
         raise ConfigError(f"replace_partition needs a date column name and a date, got {column!r}={value!r}")
-    if column not in data.schema.names:
-        raise ConfigError(f"the rows for {loc.rel} have no partition column {column!r}: {data.schema.names}")
-    stray = _stray_rows(data, column, value) if isinstance(data, pa.Table) else 0
-    if stray:
-        raise ConfigError(f"{stray} row(s) for {loc.rel} partition {column}={value} carry another {column}")
-    from deltalake import Schema as DeltaSchema
+    if isinstance(data, pa.Table) and data.num_rows:
+        import pyarrow.compute as pc
 
-    what = f"{column}={value}"
-    table = open_table(loc)
-    wanted = DeltaSchema.from_arrow(_micro_timestamps(delta_schema(data.schema)))
-    if table is None:
-        stored, config = wanted, {}
-    else:
-        stored, config = table.schema(), dict(table.metadata().configuration or {})
-        partitions = list(table.metadata().partition_columns)
-        if partitions != [column]:
-            raise ConfigError(f"{loc.rel} ({loc.uri}) is partitioned by {partitions}, not by [{column!r}]")
-        if stored.to_json() != wanted.to_json():
-            raise ConfigError(
-                f"the rows for {loc.rel} {what} do not match the table's schema: table "
-                f"{writer_schema(pa.schema(stored.to_arrow()))}, rows {data.schema}"
-            )
-    files = _PartitionFiles(loc, pa.schema(stored.to_arrow()), column, value, config)
-    try:
-        for batch in data.to_batches() if isinstance(data, pa.Table) else data:
-            if _stray_rows(batch, column, value):
-                raise ConfigError(f"{_stray_rows(batch, column, value)} row(s) for {loc.rel} partition {what} "
-                                  f"carry another {column}")  # fmt: skip
-            files.write(batch)
-        adds = files.close()
-    except BaseException:
-        files.discard()
-        raise
-    return _commit_files(loc, table, stored, adds, column, value, metadata, what)
-
-
-def _micro_timestamps(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with every timestamp in microseconds, Delta's unit (as ``write_deltalake`` converts them)."""
-    return pa.schema([f.with_type(pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type) else f
-                      for f in schema], metadata=schema.metadata)  # fmt: skip
-
-
-def _stray_rows(data: pa.Table | pa.RecordBatch, column: str, value: dt.date) -> int:
-    """How many rows of ``data`` have ``column`` other than ``value`` (nulls included)."""
-    if not data.num_rows:
-        return 0
-    import pyarrow.compute as pc
-
-    same = pc.equal(data[column], pa.scalar(value, data.schema.field(column).type))
-    return data.num_rows - (pc.sum(same).as_py() or 0)
-
-
-def _commit_files(loc: DeltaLocation, table: Any, schema: Any, adds: list[Any], column: str, value: dt.date,
-                  metadata: Mapping[str, str] | None, what: str) -> int:  # fmt: skip
-    """Commit ``adds`` as the whole ``column = value`` partition (creating the table when ``table`` is None)."""
-    from deltalake import CommitProperties
-    from deltalake.exceptions import CommitFailedError, DeltaError
-    from deltalake.transaction import Transaction, create_table_with_add_actions
-
-    from lakehouse.failpoints import failpoint
-
-    read_version = -1 if table is None else table.version()
-    # the same app id in a concurrent commit is a conflict (Delta's txn action): one writer per day wins
-    txn = Transaction(app_id=f"{PARTITION_TXN_PREFIX}{column}={value.isoformat()}", version=read_version + 1)
-    properties = CommitProperties(custom_metadata=dict(metadata or {}), app_transactions=[txn])
-    failpoint("commit", f"{loc.rel} {what}")
-    try:
-        if table is None:
-            create_table_with_add_actions(loc.uri, schema, adds, mode="error", partition_by=[column],
-                                          storage_options=loc.storage_options or None,
-                                          commit_properties=properties)  # fmt: skip
-        else:
-            table.create_write_transaction(adds, mode="overwrite", schema=schema, partition_by=[column],
-                                           partition_filters=[(column, "=", value.isoformat())],
-                                           commit_properties=properties)  # fmt: skip
-    except (CommitFailedError, DeltaError) as exc:
-        if not isinstance(exc, CommitFailedError) and not (table is None and open_table(loc) is not None):
-            raise  # not a lost race (a table created meanwhile is one)
-        raise LakeCommitConflict(
-            f"{what} of {loc.rel} ({loc.uri}) lost a commit race: another writer committed to the table first "
-            f"({str(exc).splitlines()[0]}); nothing of this attempt is visible, and a retry redoes it"
-        ) from exc
-    done = open_table(loc)
-    assert done is not None  # just written
-    version = done.version()
-    log.info("%s of %s committed as version %s (%s file(s))", what, loc.rel, version, len(adds))
-    return version
-
-
-class _PartitionFiles:
-    """The data files of one partition, written in place from a stream of batches, and their add actions."""
-
-    def __init__(self, loc: DeltaLocation, stored: pa.Schema, column: str, value: dt.date,
-                 config: Mapping[str, str | None]) -> None:  # fmt: skip
-        import pyarrow.fs as pafs
-
-        self.loc = loc
-        self.column = column
-        self.value = value.isoformat()
-        self.schema = pa.schema([f for f in stored if f.name != column], metadata=stored.metadata)
-        self.target_bytes = int(config.get("delta.targetFileSize") or TARGET_FILE_BYTES)
-        self.stats_columns = _stats_columns(self.schema, config)
-        self.folder = f"{column}={self.value}"
-        if loc.is_s3:
-            self.fs = pyarrow_s3(loc.storage_options)
-            self.root = loc.uri.removeprefix("s3://").rstrip("/") + "/"
-        else:
-            self.fs = pafs.LocalFileSystem()
-            self.root = loc.uri.rstrip("/") + "/"
-            Path(self.root, self.folder).mkdir(parents=True, exist_ok=True)
-        self.adds: list[Any] = []
-        self.written: list[str] = []
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
-        self._sink: Any = None
-        self._writer: Any = None
-        self._path = ""
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if not batch.num_rows:
-            return
-        self._pending.append(batch.select(self.schema.names).cast(self.schema))
-        self._pending_rows += batch.num_rows
-        while self._pending_rows >= ROW_GROUP_ROWS:
-            self._flush(ROW_GROUP_ROWS)
-
-    def _flush(self, rows: int) -> None:
-        import pyarrow.parquet as pq
-
-        pending = pa.Table.from_batches(self._pending, self.schema)
-        group, rest = pending.slice(0, rows), pending.slice(rows)
-        self._pending = rest.to_batches()
-        self._pending_rows = rest.num_rows
-        if self._writer is None:
-            name = f"{self.folder}/part-{len(self.written):05d}-{uuid.uuid4()}-c000.zstd.parquet"
-            self.written.append(name)
-            self._path = name
-            self._sink = self.fs.open_output_stream(self.root + name)
-            self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd", write_statistics=True)
-        self._writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
-        if self._sink.tell() >= self.target_bytes:
-            self._finish()
-
-    def _finish(self) -> None:
-        from deltalake.transaction import AddAction
-
-        self._writer.close()
-        size = self._sink.tell()
-        self._sink.close()
-        footer = self._writer.writer.metadata
-        self._writer = self._sink = None
-        stats = file_stats(footer, self.schema, self.stats_columns)
-        self.adds.append(AddAction(self._path, size, {self.column: self.value},
-                                   int(time.time() * 1000), True, stats))  # fmt: skip
-
-    def close(self) -> list[Any]:
-        """Write what is pending and close the last file; the add actions of every file written."""
-        if self._pending_rows:
-            self._flush(self._pending_rows)
-        if self._writer is not None:
-            self._finish()
-        return self.adds
-
-    def discard(self) -> None:
-        """Delete the files written so far (best effort: what is left is an orphan for the vacuum)."""
-        try:
-            if self._sink is not None:
-                self._sink.close()
-            for name in self.written:
-                self.fs.delete_file(self.root + name)
-        except Exception as exc:  # the caller's error is the one to report
-            log.warning("could not delete the unused files of %s %s=%s: %s", self.loc.rel, self.column,
-                        self.value, exc)  # fmt: skip
-
-
-def pyarrow_s3(options: Mapping[str, str]) -> Any:
-    """pyarrow's ``S3FileSystem`` for deltalake's S3 ``options`` (as :func:`s3_storage_options` gives them)."""
-    import pyarrow.fs as pafs
-
-    kwargs: dict[str, Any] = {"region": options.get("AWS_REGION") or "us-east-1"}
-    if options.get("AWS_ACCESS_KEY_ID"):
-        kwargs |= {"access_key": options["AWS_ACCESS_KEY_ID"], "secret_key": options.get("AWS_SECRET_ACCESS_KEY", "")}
-        if options.get("AWS_SESSION_TOKEN"):
-            kwargs["session_token"] = options["AWS_SESSION_TOKEN"]
-    endpoint = options.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, _, rest = endpoint.partition("://")
-        kwargs |= {"endpoint_override": rest.rstrip("/"), "scheme": scheme} if rest else {"endpoint_override": scheme}
-    return pafs.S3FileSystem(**kwargs)
-
-
-def _stats_columns(schema: pa.Schema, config: Mapping[str, str | None]) -> list[str]:
-    """The columns whose statistics a data file's add action carries, as Delta's table properties say.
-
-    ``delta.dataSkippingStatsColumns`` (a comma-separated list) when set, else the first
-    ``delta.dataSkippingNumIndexedCols`` columns (default 32; -1: all), partition columns excluded.
-    """
-    listed = config.get("delta.dataSkippingStatsColumns")
-    if listed:
-        wanted = {c.strip().strip("`") for c in listed.split(",")}
-        return [n for n in schema.names if n in wanted]
-    count = int(config.get("delta.dataSkippingNumIndexedCols") or STATS_COLUMNS)
-    return list(schema.names if count < 0 else schema.names[:count])
-
-
-def _stat_json(value: Any, typ: pa.DataType, *, upper: bool) -> Any:
-    """A Parquet statistic as Delta's stats JSON holds it (as delta-rs writes it), or None to leave it out."""
-    import decimal
-    import math
-
-    if isinstance(value, bool) or (isinstance(value, int) and pa.types.is_integer(typ)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, decimal.Decimal):
-        if value == value.to_integral_value():
-            return int(value)  # exact, also above 2^63 (uint64 ids as DECIMAL(20,0))
-        near = float(value)  # a bound must not move inwards: round down a min, up a max
-        if upper and decimal.Decimal(near) < value:
-            near = math.nextafter(near, math.inf)
-        if not upper and decimal.Decimal(near) > value:
-            near = math.nextafter(near, -math.inf)
-        return near
-    if isinstance(value, dt.datetime):
-        micros = value.microsecond
-        frac = "" if not micros else f".{micros // 1000:03d}" if micros % 1000 == 0 else f".{micros:06d}"
-        if pa.types.is_timestamp(typ) and typ.tz is not None:
-            return value.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
-        return value.strftime("%Y-%m-%d %H:%M:%S") + frac
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return value
-    return None  # binary and anything else: no min/max (as delta-rs)
-
-
-def file_stats(footer: Any, schema: pa.Schema, columns: list[str]) -> str:
-    """The ``stats`` JSON of a Delta add action from a Parquet file's footer (``pyarrow.parquet.FileMetaData``).
-
-    ``numRecords``, and per column of ``columns`` (top-level, not nested) its ``nullCount`` and, when
-    every row group has them (or only nulls), ``minValues``/``maxValues``.
-    """
-    index = {footer.schema.column(i).path: i for i in range(footer.num_columns)}
-    mins: dict[str, Any] = {}
-    maxs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for name in columns:
-        i = index.get(name)
-        if i is None:  # nested: its leaves are named a.b
-            continue
-        lo = hi = None
-        exact, count = True, 0
-        for g in range(footer.num_row_groups):
-            group = footer.row_group(g)
-            st = group.column(i).statistics
-            if st is None or not st.has_null_count:
-                exact = count = None  # type: ignore[assignment]
-                break
-            count += st.null_count
-            if st.has_min_max:
-                lo = st.min if lo is None or st.min < lo else lo
-                hi = st.max if hi is None or st.max > hi else hi
-            elif st.null_count != group.num_rows:
-                exact = False
-        if count is None:
-            continue
-        nulls[name] = count
-        typ = schema.field(name).type
-        if exact and lo is not None:
-            low, high = _stat_json(lo, typ, upper=False), _stat_json(hi, typ, upper=True)
-            if low is not None and high is not None:
-                mins[name], maxs[name] = low, high
-    return json.dumps({"numRecords": footer.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls},
-                      ensure_ascii=False, separators=(",", ":"))  # fmt: skip
+        stray = data.num_rows - pc.sum(pc.equal(data[column], pa.scalar(value, data.schema.field(column).type))).as_py()
+        if stray:
+            raise ConfigError(f"{stray} row(s) for {loc.rel} partition {column}={value} carry another {column}")
+    return _write(loc, data, predicate=f"{column} = '{value.isoformat()}'", partition_by=[column],
+                  metadata=metadata, what=f"{column}={value}")  # fmt: skip
 
 
 def replace_dates(
